@@ -1,0 +1,202 @@
+"""The cache: entries keyed by issuer + client + user + scope, in this kernel and on disk.
+
+The in-kernel registry holds one :class:`Holder` per key: the current token, the lock that
+makes refresh single-flight among threads, and the live provider. The persistent store
+(:mod:`nbauth._store`) shares entries between kernels. Only allow-listed token fields are
+written (MSAL's rule); passwords and client secrets never are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from . import _clock
+from ._store import Store, current_store
+from ._tokens import Token
+
+__all__ = ["CacheKey", "Entry", "Holder", "holders", "load_entries", "registry_lock"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheKey:
+    """issuer + client + user + scope, normalised (scope order and duplicates do not matter)."""
+
+    issuer: str
+    client_id: str
+    user: str
+    scope: str
+
+    @classmethod
+    def make(cls, issuer: str, client_id: str | None, user: str | None, scope: tuple[str, ...] | list[str]) -> CacheKey:
+        return cls(issuer.rstrip("/"), client_id or "", user or "", " ".join(sorted(set(scope))))
+
+    @property
+    def digest(self) -> str:
+        raw = json.dumps([self.issuer, self.client_id, self.user, self.scope], separators=(",", ":"))
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+    def as_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Entry:
+    """A cache entry: the token plus what is needed to use and refresh it in a new kernel.
+
+    ``login`` names how the user logged in (to say which cell to run again); ``generation``
+    grows with every write, so a kernel can tell that another one rotated the refresh token.
+    """
+
+    key: CacheKey
+    name: str
+    provider: dict[str, Any]
+    token: Token
+    login: str
+    username: str | None = None
+    updated_at: float = dataclasses.field(default_factory=_clock.now)
+    generation: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key.as_dict(),
+            "name": self.name,
+            "provider": self.provider,
+            "token": self.token.to_cache(),
+            "login": self.login,
+            "username": self.username,
+            "updated_at": self.updated_at,
+            "generation": self.generation,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Entry:
+        """Rebuild an entry; ValueError when a field is missing or of the wrong type."""
+        key = data.get("key")
+        if not isinstance(key, dict) or not all(isinstance(key.get(f), str) for f in ("issuer", "client_id",
+                                                                                      "user", "scope")):
+            raise ValueError("key")
+        provider, token = data.get("provider"), data.get("token")
+        name, login = data.get("name"), data.get("login")
+        if not isinstance(provider, dict) or not isinstance(token, dict):
+            raise ValueError("provider/token")
+        if not isinstance(name, str) or not isinstance(login, str):
+            raise ValueError("name/login")
+        username = data.get("username")
+        generation = data.get("generation", 0)
+        updated_at = data.get("updated_at", 0)
+        if not (username is None or isinstance(username, str)) or not isinstance(generation, int):
+            raise ValueError("username/generation")
+        if not isinstance(updated_at, (int, float)):
+            raise ValueError("updated_at")
+        if not isinstance(provider.get("token_url"), str):
+            raise ValueError("provider.token_url")
+        return cls(CacheKey(**{f: key[f] for f in ("issuer", "client_id", "user", "scope")}), name, provider,
+                   Token.from_cache(token), login, username, float(updated_at), generation)
+
+
+def read_entry(store: Store, key: CacheKey) -> Entry | None:
+    """The stored entry for a key, or None (missing, or skipped with a warning)."""
+    data = store.read(key.digest)
+    if data is None:
+        return None
+    try:
+        entry = Entry.from_json(data)
+    except (ValueError, TypeError, KeyError):
+        from ._store import _warn
+
+        _warn(f"nbauth skipped cache entry {key.digest}.json: it is damaged")
+        return None
+    return entry if entry.key == key else None
+
+
+def load_entries(store: Store | None = None) -> list[Entry]:
+    """Every usable entry on disk, newest first."""
+    store = store or current_store()
+    out = []
+    for digest, data in store.entries():
+        try:
+            entry = Entry.from_json(data)
+        except (ValueError, TypeError, KeyError):
+            from ._store import _warn
+
+            _warn(f"nbauth skipped cache entry {digest}.json: it is damaged")
+            continue
+        if entry.key.digest == digest:
+            out.append(entry)
+    return sorted(out, key=lambda e: e.updated_at, reverse=True)
+
+
+class Holder:
+    """One cache entry's live state in this kernel, shared by every Session for that key.
+
+    ``lock`` serialises refreshes among threads (single flight); ``entry`` is the newest
+    known entry; ``provider`` is the Provider object used to refresh (it holds the secret);
+    ``client_secret`` is a client_credentials grant's own secret (memory only); ``retry_at``
+    backs off renewals after a transient failure; ``session`` is the Session object handed out.
+    """
+
+    def __init__(self, entry: Entry, provider: Any, client_secret: str | None = None) -> None:
+        self.entry = entry
+        self.provider = provider
+        self.client_secret = client_secret
+        self.lock = threading.Lock()
+        self.logged_out = False
+        self.retry_at = 0.0
+        self.session: Any = None
+
+    @property
+    def token(self) -> Token:
+        return self.entry.token
+
+    @property
+    def key(self) -> CacheKey:
+        return self.entry.key
+
+
+_holders: dict[CacheKey, Holder] = {}
+registry_lock = threading.RLock()
+
+
+def holders() -> Iterator[Holder]:
+    """The live holders of this kernel, most recently updated first."""
+    with registry_lock:
+        items = list(_holders.values())
+    return iter(sorted(items, key=lambda h: h.entry.updated_at, reverse=True))
+
+
+def get_holder(key: CacheKey) -> Holder | None:
+    with registry_lock:
+        return _holders.get(key)
+
+
+def put_holder(holder: Holder) -> Holder:
+    """Register a holder; an existing one for the key wins (and takes the newer entry)."""
+    with registry_lock:
+        existing = _holders.get(holder.key)
+        if existing is None:
+            _holders[holder.key] = holder
+            return holder
+        if holder.entry.generation >= existing.entry.generation:
+            existing.entry = holder.entry
+        if holder.provider is not None:
+            existing.provider = holder.provider
+        if holder.client_secret is not None:
+            existing.client_secret = holder.client_secret
+        existing.logged_out = False
+        return existing
+
+
+def drop_holder(key: CacheKey) -> None:
+    with registry_lock:
+        _holders.pop(key, None)
+
+
+def clear_registry() -> None:
+    """Forget every in-kernel session (tests; ``nbauth.logout_all``)."""
+    with registry_lock:
+        _holders.clear()
