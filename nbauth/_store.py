@@ -20,6 +20,7 @@ import os
 import secrets
 import stat
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,7 +117,18 @@ class Store:
                     return False
                 _warn(f"nbauth tightened {path} to 0700 (it was {stat.S_IMODE(st.st_mode):o})")
             self._ready = True
+            self._sweep_temp_files()
             return True
+
+    def _sweep_temp_files(self) -> None:
+        """Remove temp files that writers killed mid-write left behind (older than 10 minutes)."""
+        assert self.directory is not None
+        cutoff = time.time() - 600
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self.directory):
+                path = self.directory / name
+                if name.endswith(".tmp") and path.lstat().st_mtime < cutoff:
+                    path.unlink()
 
     def path(self, digest: str) -> Path:
         assert self.directory is not None

@@ -201,8 +201,8 @@ class Token(Mapping[str, Any]):
 
         access = opt_str("access_token")
         token_type = opt_str("token_type") or "Bearer"
-        scope = data.get("scope") or []
-        claims = data.get("claims") or {}
+        scope = data.get("scope", [])
+        claims = data.get("claims", {})
         if not access or not isinstance(scope, list) or not all(isinstance(s, str) for s in scope):
             raise ValueError("access_token/scope")
         if not isinstance(claims, dict):

@@ -62,8 +62,8 @@ def require_secure(url: str, what: str) -> str:
     """Refuse a URL that would carry credentials over plain http to a non-loopback host.
 
     RFC 6749 §3.1/§3.2 require TLS for the authorization and token endpoints and RFC 6750
-    §5.3 for bearer tokens. This check is per URL: no process-wide switch
-    (``OAUTHLIB_INSECURE_TRANSPORT``) is read or set.
+    §5.3 for bearer tokens. This check is per URL: no process-wide environment switch is read
+    or set.
     """
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{what} must be a URL, got {url!r}")

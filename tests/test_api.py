@@ -1,0 +1,141 @@
+"""The public surface and the architecture rules: __all__, import cost, layers, module size."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import nbauth
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PKG = ROOT / "nbauth"
+
+#: design.md's layers; a module may import only from its own layer or those listed before it.
+LAYERS = [
+    ("errors", {"_errors", "_clock"}),
+    ("tokens", {"_tokens", "_jwt"}),
+    ("grants", {"_grants", "_device"}),
+    ("providers", {"_providers", "_exchange", "_presets", "_transport", "_client_auth"}),
+    ("cache", {"_cache", "_store"}),
+    ("session", {"_session", "_sessions"}),
+    ("ui", {"_login", "_profiles", "_cli", "__main__", "ui", "httpx_auth", "__init__"}),
+]
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[0]
+    for i, (_, names) in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"module {module} is in no layer of design.md")
+
+
+def runtime_imports(path: pathlib.Path):
+    """nbauth-internal modules imported at run time (TYPE_CHECKING blocks excluded)."""
+    tree = ast.parse(path.read_text())
+
+    def walk(node, type_only=False):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.ImportFrom) and child.level >= 1:
+                if child.module:
+                    yield child.module
+                else:
+                    for alias in child.names:
+                        yield alias.name
+            yield from walk(child)
+
+    yield from walk(tree)
+
+
+def test_all_is_sorted_and_complete():
+    assert list(nbauth.__all__) == sorted(nbauth.__all__)
+    for name in nbauth.__all__:
+        assert hasattr(nbauth, name), name
+    contract = ["Provider", "Keycloak", "IdentityServer", "SimpleIdServer", "Fusio", "ClientCredentials", "Password",
+                "AuthorizationCode", "RefreshToken", "Custom", "parse_implicit_response", "Session", "Token",
+                "session", "sessions", "AuthError", "InvalidGrant", "InvalidClient", "InvalidScope",
+                "UnauthorizedClient", "AccessDenied", "ExpiredToken", "AuthorizationPending", "SlowDown",
+                "ProviderError", "LoginRequired"]
+    assert set(contract) <= set(nbauth.__all__)
+
+
+def test_every_public_error_is_an_auth_error():
+    for name in nbauth.__all__:
+        obj = getattr(nbauth, name)
+        if isinstance(obj, type) and issubclass(obj, Exception) and not issubclass(obj, Warning):
+            assert issubclass(obj, nbauth.AuthError), name
+
+
+def test_presets_are_providers():
+    for cls in (nbauth.Keycloak, nbauth.IdentityServer, nbauth.SimpleIdServer, nbauth.Fusio):
+        assert issubclass(cls, nbauth.Provider)
+    assert issubclass(nbauth.Session, __import__("requests_oauthlib").OAuth2Session)
+
+
+def test_import_nbauth_does_not_load_widgets_or_heavy_deps():
+    code = ("import sys, nbauth; heavy = [m for m in ('ipywidgets', 'IPython', 'jwt', 'cryptography', 'filelock', "
+            "'platformdirs', 'segno', 'jupyter_ui_poll', 'keyring', 'httpx') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("path", sorted(PKG.rglob("*.py")), ids=lambda p: str(p.relative_to(PKG)))
+def test_layers_import_only_downwards(path):
+    module = ".".join(path.relative_to(PKG).with_suffix("").parts)
+    mine = layer_of(module)
+    for imported in runtime_imports(path):
+        assert layer_of(imported) <= mine, f"{module} ({LAYERS[mine][0]}) imports {imported}"
+
+
+@pytest.mark.parametrize("path", sorted(PKG.rglob("*.py")), ids=lambda p: str(p.relative_to(PKG)))
+def test_modules_stay_small(path):
+    assert len(path.read_text().splitlines()) <= 420, "split this module (design: ~400 lines)"
+
+
+def test_only_the_ui_layer_imports_ipywidgets():
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] in ("ipywidgets", "jupyter_ui_poll", "segno") for n in names):
+                rel = path.relative_to(PKG)
+                assert rel.parts[0] == "ui", f"{rel} imports a widget library"
+
+
+def test_no_process_wide_insecure_transport_switch():
+    for path in PKG.rglob("*.py"):
+        assert "OAUTHLIB_INSECURE_TRANSPORT" not in path.read_text(), path
+
+
+@pytest.mark.parametrize("url", ["http://sso.example.com/token", "http://10.0.0.1/token", "ftp://x/token",
+                                 "token", "http://127.0.0.1.evil.com/token"])
+def test_token_url_must_be_https_except_loopback(url):
+    with pytest.raises(nbauth.ConfigurationError):
+        nbauth.Provider(url)
+
+
+@pytest.mark.parametrize("url", ["https://sso.example.com/token", "http://127.0.0.1:8080/token",
+                                 "http://127.5.6.7/token", "http://localhost:1/token", "http://[::1]:9/token"])
+def test_loopback_http_and_https_are_accepted(url):
+    assert nbauth.Provider(url).token_url == url
+
+
+def test_insecure_transport_error_says_what_to_do():
+    with pytest.raises(nbauth.InsecureTransport, match="https"):
+        nbauth.Keycloak("http://sso.example.com", "analytics")
+
+
+def test_verify_false_warns_loudly():
+    with pytest.warns(nbauth.InsecureTLSWarning, match="OFF"):
+        nbauth.Provider("https://sso.example.com/token", verify=False)
+
+
+def test_provider_repr_hides_secret():
+    p = nbauth.Keycloak("https://sso.example.com/auth", "analytics", client_id="jupyter",
+                        client_secret="VTytkTR7ZHH5nLhoWCLjymrUJjKBzfs4")
+    assert "VTytkTR7" not in repr(p) and "VTytkTR7" not in str(p)
+    assert "VTytkTR7" not in repr(p.config()) and p.config()["has_client_secret"] is True
