@@ -33,19 +33,21 @@ def layer_of(module: str) -> int:
 
 
 def runtime_imports(path: pathlib.Path):
-    """nbauth-internal modules imported at run time (TYPE_CHECKING blocks excluded)."""
+    """nbauth modules imported at run time, as paths below nbauth (TYPE_CHECKING blocks excluded)."""
+    package = list(path.relative_to(PKG).parent.parts)
     tree = ast.parse(path.read_text())
 
-    def walk(node, type_only=False):
+    def walk(node):
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
                 continue
             if isinstance(child, ast.ImportFrom) and child.level >= 1:
+                base = package[: len(package) - (child.level - 1)]
                 if child.module:
-                    yield child.module
+                    yield ".".join([*base, child.module])
                 else:
                     for alias in child.names:
-                        yield alias.name
+                        yield ".".join([*base, alias.name])
             yield from walk(child)
 
     yield from walk(tree)
