@@ -87,7 +87,8 @@ def test_alg_none_refused():
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
     now = int(time.time())
-    unsigned = f"{seg({'alg': 'none', 'kid': 'rsa-1'})}.{seg({'iss': ISS, 'aud': CLIENT, 'sub': 'x', 'iat': now, 'exp': now + 60, 'nonce': 'n1'})}."
+    claims = {"iss": ISS, "aud": CLIENT, "sub": "x", "iat": now, "exp": now + 60, "nonce": "n1"}
+    unsigned = f"{seg({'alg': 'none', 'kid': 'rsa-1'})}.{seg(claims)}."
     with pytest.raises(nbauth.VerificationError, match="not accepted"):
         verify(unsigned)
 
