@@ -69,7 +69,9 @@ class Exchange:
         if self.password_login_url and url == self.password_login_url:
             body = {"username": body.get("username", ""), "password": body.get("password", "")}
         else:
-            apply_client_auth(self.client_auth, headers, body, client_id, secret)
+            # a grant that brings its own secret authenticates even when this provider's client is public
+            method = "client_secret_basic" if request.client_secret and self.client_auth == "none" else self.client_auth
+            apply_client_auth(method, headers, body, client_id, secret)
             if self.client_token_for_user_grants and request.user_grant and not _client_token:
                 headers["Authorization"] = self._client_bearer()
         if self.request_format == "json" or (self.password_login_url and url == self.password_login_url):

@@ -178,7 +178,10 @@ class Provider(Exchange):
     @classmethod
     def from_config(cls, config: Mapping[str, Any], client_secret: str | None = None) -> Provider:
         kwargs = {k: v for k, v in config.items() if k != "has_client_secret"}
-        return Provider(client_secret=client_secret, **kwargs)
+        provider = Provider(client_secret=client_secret, **kwargs)
+        if _live.get((provider.issuer_key, provider.client_id or "")) is provider:
+            del _live[(provider.issuer_key, provider.client_id or "")]  # only the user's own objects are "live"
+        return provider
 
     @classmethod
     def discover(cls, issuer: str, **kwargs: Any) -> Provider:

@@ -62,6 +62,12 @@ def _renew(holder: Holder) -> Token:
     """Get a new token: refresh grant, or a new client_credentials token (RFC 6749 §4.4.3)."""
     provider: Provider = holder.provider
     token = holder.token
+    if holder.entry.provider.get("has_client_secret") and not (provider.client_secret or holder.client_secret):
+        raise LoginRequired(
+            f"the session {holder.entry.name!r} belongs to a confidential client whose secret is not in this "
+            "kernel (nbauth never stores it): re-run the cell that creates the provider with its client_secret, "
+            "set NBAUTH_CLIENT_SECRET, or store it with keyring (see docs/cache-and-security.md)"
+        )
     if token.refreshable:
         return provider.refresh(token)
     if holder.entry.login == "client_credentials":
@@ -69,11 +75,6 @@ def _renew(holder: Holder) -> Token:
         secret = holder.client_secret if holder.client_secret else None
         if client_id == provider.client_id:
             client_id, secret = None, None
-        if provider.client_secret is None and secret is None:
-            raise LoginRequired(
-                f"the session {holder.entry.name!r} expired and its client secret is not in this kernel: re-run "
-                "the cell that creates the provider, set NBAUTH_CLIENT_SECRET, or store it with keyring"
-            )
         grant = ClientCredentials(client_id, secret, holder.key.scope.split() or None)
         return provider.fetch_token(grant.request(provider.scope_separator))
     raise LoginRequired(f"the session {holder.entry.name!r} has expired and cannot be refreshed: "

@@ -179,7 +179,6 @@ class Transport:
             if self._session is None:
                 s = requests.Session()
                 s.headers["User-Agent"] = f"{USER_AGENT} {requests.utils.default_user_agent()}"
-                s.max_redirects = 0
                 self._session = s
             return self._session
 
