@@ -87,14 +87,14 @@ def test_decompression_bomb_is_capped(faulty):
 def test_silent_or_trickling_server_times_out(faulty, behaviour):
     faulty.set("POST", "/token", behaviour)
     start = time.monotonic()
-    with pytest.raises(nbauth.ProviderError, match="timeout|did not answer"):
+    with pytest.raises(nbauth.ProviderError, match=r"timeout|did not answer"):
         login(faulty, timeout=1.5)
     assert time.monotonic() - start < 1.5 + 6
 
 
 def test_reset_connection(faulty):
     faulty.set("POST", "/token", reset_connection())
-    with pytest.raises(nbauth.ProviderError, match="connection|broke"):
+    with pytest.raises(nbauth.ProviderError, match=r"connection|broke"):
         login(faulty)
 
 
@@ -215,7 +215,7 @@ def test_tls_failure_says_which_ca_setting_to_use(tls_server, monkeypatch):
     url, _ = tls_server
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    with pytest.raises(nbauth.ProviderError, match="verify=.*REQUESTS_CA_BUNDLE"):
+    with pytest.raises(nbauth.ProviderError, match=r"verify=.*REQUESTS_CA_BUNDLE"):
         nbauth.Provider(f"{url}/token", client_id="a", client_secret=SECRET).get_token_by_client_credentials()
 
 
