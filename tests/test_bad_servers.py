@@ -23,6 +23,7 @@ from servers.faulty import (
     no_answer,
     redirect,
     reset_connection,
+    sequence,
     server_error,
     text,
     trickle,
@@ -241,3 +242,79 @@ def test_https_proxy_environment_is_honoured(faulty, monkeypatch, tls_server):
         p.get_token_by_client_credentials()
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert p.get_token_by_client_credentials(force=True).token.access_token == "tls-ok"
+
+
+# ---------------------------------------------------------------- misbehaving device endpoints (RFC 8628)
+@pytest.fixture
+def fake_time(monkeypatch):
+    """Zero the waits (stamina's testing switch idea): sleeping advances a fake monotonic clock."""
+    from nbauth import _clock
+
+    now = [1000.0]
+    monkeypatch.setattr(_clock, "monotonic", lambda: now[0])
+    monkeypatch.setattr(_clock, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    return now
+
+
+DEVICE = {"device_code": "dev-code-123", "user_code": "WXYZ-1234", "verification_uri": "https://idp.example/device",
+          "expires_in": 60}
+
+
+def device_provider(faulty):
+    return nbauth.Provider(f"{faulty.url}/token", device_authorization_url=f"{faulty.url}/device",
+                           client_id="pub", client_auth="none", timeout=2)
+
+
+def run_device(faulty):
+    from nbauth.ui._text import device_login_text
+
+    return device_login_text(device_provider(faulty), None, out=__import__("io").StringIO())
+
+
+@pytest.mark.parametrize("interval", [None, 0])
+def test_device_missing_or_zero_interval_polls_every_5s(faulty, fake_time, interval):
+    body = dict(DEVICE) if interval is None else dict(DEVICE, interval=interval)
+    faulty.set("POST", "/device", json_response(body))
+    pending = json_response({"error": "authorization_pending"}, status=400)
+    faulty.set("POST", "/token", sequence(pending, pending, json_response({"access_token": "ok", "expires_in": 60})))
+    start = fake_time[0]
+    assert run_device(faulty).token.access_token == "ok"
+    assert fake_time[0] - start == 15  # three waits of 5 s
+
+
+def test_device_repeated_slow_down(faulty, fake_time):
+    faulty.set("POST", "/device", json_response(dict(DEVICE, interval=1, expires_in=600)))
+    slow = json_response({"error": "slow_down"}, status=400)
+    faulty.set("POST", "/token", sequence(slow, slow, slow, json_response({"access_token": "ok"})))
+    start = fake_time[0]
+    run_device(faulty)
+    assert fake_time[0] - start == 1 + 6 + 11 + 16
+
+
+def test_device_unknown_error_code(faulty, fake_time):
+    faulty.set("POST", "/device", json_response(DEVICE))
+    faulty.set("POST", "/token", json_response({"error": "something_new", "error_description": "dev-code-123"}, 400))
+    with pytest.raises(nbauth.OAuthError) as err:
+        run_device(faulty)
+    assert err.value.error == "something_new" and "dev-code-123" not in str(err.value)
+
+
+def test_device_verification_uri_must_be_http(faulty, fake_time):
+    faulty.set("POST", "/device", json_response(dict(DEVICE, verification_uri="javascript:alert(1)")))
+    with pytest.raises(nbauth.ProviderError, match="verification_uri"):
+        run_device(faulty)
+    assert not faulty.was_requested("/token")
+
+
+def test_device_code_expiry_ends_polling(faulty, fake_time):
+    faulty.set("POST", "/device", json_response(dict(DEVICE, expires_in=20, interval=5)))
+    faulty.set("POST", "/token", json_response({"error": "authorization_pending"}, status=400))
+    with pytest.raises(nbauth.ExpiredToken):
+        run_device(faulty)
+    assert faulty.hits("/token") == 3
+
+
+def test_device_endpoint_html(faulty, fake_time):
+    faulty.set("POST", "/device", html())
+    with pytest.raises(nbauth.ProviderError, match="HTML"):
+        run_device(faulty)
