@@ -222,19 +222,23 @@ class Exchange:
             return _device.Reply(reply.status, None, exc), reply
 
     # ---- revocation (RFC 7009) and userinfo (OIDC Core §5.3)
-    def revoke(self, token: Token) -> bool:
+    def revoke(self, token: Token, *, client_id: str | None = None, client_secret: str | None = None) -> bool:
         """Revoke the refresh token (which ends the grant, RFC 7009 §2.1) then the access token.
 
-        Returns False when the provider has no revocation endpoint.
+        The client that got the token must revoke it (§2.1): pass ``client_id``/``client_secret``
+        when a grant brought its own client. Returns False when there is no revocation endpoint.
         """
         if not self.revocation_url:
             return False
+        own = client_id is None or client_id == self.client_id
+        cid, secret = (self.client_id, self._client_secret) if own else (client_id, client_secret)
+        method = "client_secret_basic" if secret and self.client_auth == "none" else self.client_auth
         for value, hint in ((token.refresh_token, "refresh_token"), (token.access_token, "access_token")):
             if not value:
                 continue
             headers = {"Accept": "application/json"}
             body = {"token": value, "token_type_hint": hint}
-            apply_client_auth(self.client_auth, headers, body, self.client_id, self._client_secret)
+            apply_client_auth(method, headers, body, cid, secret)
             reply = self.transport.request("POST", self.revocation_url, data=body, headers=headers)
             if reply.status >= 400:
                 request = TokenRequest(body, secrets=(value,))

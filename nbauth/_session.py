@@ -293,7 +293,8 @@ class Session(OAuth2Session):  # type: ignore[misc]
         with holder.lock:
             try:
                 if holder.provider is not None and not holder.logged_out:
-                    holder.provider.revoke(holder.token)
+                    holder.provider.revoke(holder.token, client_id=holder.key.client_id or None,
+                                           client_secret=holder.client_secret)
             except (ProviderError, OAuthError) as exc:
                 problem = exc if isinstance(exc, ProviderError) else ProviderError(str(exc))
             holder.logged_out = True

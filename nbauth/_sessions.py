@@ -11,6 +11,7 @@ from the cache, where it is never written.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import os
 from collections.abc import Iterator
@@ -57,6 +58,16 @@ def _provider_for(entry: Entry) -> Provider:
     return Provider.from_config(entry.provider, client_secret=_secret_for(entry.provider))
 
 
+def _adopt_name(holder: Holder, provider: Provider) -> Holder:
+    """A login reused through a provider named differently takes that name (``nbauth.session(name)``)."""
+    if holder.entry.name != provider.name:
+        store = current_store()
+        with holder.lock, store.lock(holder.key.digest):
+            holder.entry = dataclasses.replace(holder.entry, name=provider.name)
+            save_entry(holder, holder.token)
+    return holder
+
+
 def _session_of(holder: Holder) -> Session:
     if holder.session is None:
         holder.session = Session(holder)
@@ -93,11 +104,11 @@ def find_reusable(provider: Provider, *, client_id: str | None, scope: tuple[str
             holder.provider = provider  # the newest object holds the current secret and settings
             if client_secret:
                 holder.client_secret = client_secret
-            return _session_of(holder)
+            return _session_of(_adopt_name(holder, provider))
     for entry in load_entries():
         if _matches(entry.key, entry, provider.issuer_key, client, scope_key, username) and _alive(entry, provider):
             holder = put_holder(Holder(entry, provider, client_secret))
-            return _session_of(holder)
+            return _session_of(_adopt_name(holder, provider))
     return None
 
 

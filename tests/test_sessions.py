@@ -222,3 +222,23 @@ def test_session_repr_hides_tokens(idp):
     api = kc(idp).get_token_by_password("alice", "alice-password", scope="openid profile")
     for text in (repr(api), str(api), repr(api.token), str(api.status())):
         assert api.token.access_token not in text and api.token.refresh_token not in text
+
+
+def test_logout_revokes_with_the_client_that_got_the_token(idp):
+    p = public(idp)  # a public provider; the grant brings its own confidential client
+    api = p.get_token_by_client_credentials("confidential-client", "confidential-secret")
+    token = api.token.access_token
+    api.logout()  # RFC 7009 §2.1: only that client may revoke its token
+    r = requests.post(idp["introspection_endpoint"], data={"token": token},
+                      auth=("confidential-client", "confidential-secret"), timeout=10)
+    assert r.json()["active"] is False
+
+
+def test_reuse_through_a_provider_with_another_name_adopts_the_name(idp):
+    public(idp).get_token_by_password("alice", "alice-password")
+    new_kernel()
+    before = token_requests(idp)
+    api = public(idp, name="sales").get_token_by_password("alice", "alice-password")
+    assert token_requests(idp) == before and api.name == "sales"
+    new_kernel()
+    assert nbauth.session("sales").user == api.user
