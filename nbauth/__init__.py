@@ -43,6 +43,7 @@ from ._grants import (
     pkce_pair,
 )
 from ._presets import Fusio, IdentityServer, Keycloak, SimpleIdServer
+from ._profiles import login
 from ._providers import Provider
 from ._session import Session
 from ._sessions import session, sessions
@@ -89,6 +90,7 @@ __all__ = [
     "UnauthorizedClient",
     "UnsupportedGrantType",
     "VerificationError",
+    "login",
     "parse_implicit_response",
     "pkce_pair",
     "session",
