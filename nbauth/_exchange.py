@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _clock, _device
+from . import _clock
 from ._client_auth import apply_client_auth
 from ._errors import ConfigurationError, InvalidClient, ProviderError, VerificationError, error_from_code
 from ._grants import ClientCredentials, RefreshToken, TokenRequest
 from ._jwt import verify_id_token
 from ._tokens import Token, parse_token_response
 from ._transport import HttpReply, Transport, require_secure
+
+if TYPE_CHECKING:
+    from . import _device
 
 __all__ = ["Exchange"]
 
@@ -180,6 +183,8 @@ class Exchange:
                 f"{self.name}: no device_authorization_url; pass it to the provider or use discovery")
         if self.client_auth != "none" and not self._client_secret:
             raise ConfigurationError(f"{self.name}: this confidential client needs its client_secret")
+        from . import _device  # the device grant's protocol is loaded when first used
+
         flow = _device.device_flow(client_id=self.client_id, scope=scope if scope is not None else self.scope,
                                    scope_separator=self.scope_separator, monotonic=_clock.monotonic)
         reply: Any = None
@@ -201,6 +206,8 @@ class Exchange:
             return self.token_from_body(done.value, last[1], last[0])
 
     def _device_start(self, step: _device.DeviceStart) -> _device.Reply:
+        from . import _device
+
         url = self.device_authorization_url or ""
         headers = {"Accept": "application/json"}
         body = dict(step.params)
@@ -212,6 +219,8 @@ class Exchange:
             return _device.Reply(0, None, exc)
 
     def _device_poll(self, step: _device.DevicePoll) -> tuple[_device.Reply, HttpReply | None]:
+        from . import _device
+
         try:
             reply = self.send_token_request(step.request)
         except ProviderError as exc:

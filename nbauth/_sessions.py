@@ -12,7 +12,6 @@ from the cache, where it is never written.
 from __future__ import annotations
 
 import dataclasses
-import html
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -186,6 +185,8 @@ class SessionTable(list[dict[str, Any]]):
     def _repr_html_(self) -> str:
         if not self:
             return "<p>No nbauth sessions in this kernel or the cache.</p>"
+        import html
+
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.COLUMNS)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
                        for cells in self._cells())
