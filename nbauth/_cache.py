@@ -8,7 +8,6 @@ written (MSAL's rule); passwords and client secrets never are.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import threading
@@ -16,23 +15,28 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import _clock
+from ._record import Record
 from ._store import Store, current_store
 from ._tokens import Token
 
 __all__ = ["CacheKey", "Entry", "Holder", "holders", "load_entries", "registry_lock"]
 
 
-@dataclasses.dataclass(frozen=True)
-class CacheKey:
+class CacheKey(Record):
     """issuer + client + user + scope, normalised (scope order and duplicates do not matter)."""
 
+    __slots__ = ("client_id", "issuer", "scope", "user")
     issuer: str
     client_id: str
     user: str
     scope: str
 
+    def __init__(self, issuer: str, client_id: str, user: str, scope: str) -> None:
+        self._set(issuer=issuer, client_id=client_id, user=user, scope=scope)
+
     @classmethod
-    def make(cls, issuer: str, client_id: str | None, user: str | None, scope: tuple[str, ...] | list[str]) -> CacheKey:
+    def make(cls, issuer: str, client_id: str | None, user: str | None,
+             scope: tuple[str, ...] | list[str]) -> CacheKey:
         return cls(issuer.rstrip("/"), client_id or "", user or "", " ".join(sorted(set(scope))))
 
     @property
@@ -40,26 +44,33 @@ class CacheKey:
         raw = json.dumps([self.issuer, self.client_id, self.user, self.scope], separators=(",", ":"))
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
 
-    def as_dict(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
 
-
-@dataclasses.dataclass
-class Entry:
+class Entry(Record):
     """A cache entry: the token plus what is needed to use and refresh it in a new kernel.
 
     ``login`` names how the user logged in (to say which cell to run again); ``generation``
     grows with every write, so a kernel can tell that another one rotated the refresh token.
+    Immutable: a holder swaps in a new entry with :meth:`replace`.
     """
 
+    __slots__ = ("generation", "key", "login", "name", "provider", "token", "updated_at", "username")
+    _hidden = frozenset({"token", "provider"})
     key: CacheKey
     name: str
     provider: dict[str, Any]
     token: Token
     login: str
-    username: str | None = None
-    updated_at: float = dataclasses.field(default_factory=_clock.now)
-    generation: int = 0
+    username: str | None
+    updated_at: float
+    generation: int
+
+    def __init__(self, key: CacheKey, name: str, provider: dict[str, Any], token: Token, login: str,
+                 username: str | None = None, updated_at: float | None = None, generation: int = 0) -> None:
+        self._set(key=key, name=name, provider=provider, token=token, login=login, username=username,
+                  updated_at=_clock.now() if updated_at is None else updated_at, generation=generation)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.generation))
 
     def to_json(self) -> dict[str, Any]:
         return {

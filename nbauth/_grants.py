@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._errors import ConfigurationError, VerificationError, error_from_code
+from ._record import Record
 from ._tokens import Token, parse_token_response
 
 __all__ = [
@@ -94,16 +95,20 @@ def _with_scope(params: dict[str, str], scope: Scope, separator: str) -> dict[st
     return params
 
 
-@dataclasses.dataclass(frozen=True)
-class ClientCredentials:
+class ClientCredentials(Record):
     """Client credentials grant (RFC 6749 §4.4): the client acts on its own behalf.
 
     ``client_id`` / ``client_secret`` default to the provider's client.
     """
 
-    client_id: str | None = None
-    client_secret: str | None = dataclasses.field(default=None, repr=False)
-    scope: Scope = None
+    __slots__ = ("client_id", "client_secret", "scope")
+    _hidden = frozenset({"client_secret"})
+    client_id: str | None
+    client_secret: str | None
+    scope: Scope
+
+    def __init__(self, client_id: str | None = None, client_secret: str | None = None, scope: Scope = None) -> None:
+        self._set(client_id=client_id, client_secret=client_secret, scope=scope)
 
     def request(self, separator: str = " ") -> TokenRequest:
         params = _with_scope({"grant_type": "client_credentials"}, self.scope, separator)
@@ -113,13 +118,17 @@ class ClientCredentials:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class Password:
+class Password(Record):
     """Resource owner password credentials grant (RFC 6749 §4.3). The password is never stored."""
 
+    __slots__ = ("password", "scope", "username")
+    _hidden = frozenset({"password"})
     username: str
-    password: str = dataclasses.field(repr=False)
-    scope: Scope = None
+    password: str
+    scope: Scope
+
+    def __init__(self, username: str, password: str, scope: Scope = None) -> None:
+        self._set(username=username, password=password, scope=scope)
 
     def request(self, separator: str = " ") -> TokenRequest:
         params = _with_scope(
@@ -130,13 +139,17 @@ class Password:
                             secrets=(self.password,))
 
 
-@dataclasses.dataclass(frozen=True)
-class AuthorizationCode:
+class AuthorizationCode(Record):
     """Authorization code grant (RFC 6749 §4.1.3), with the PKCE verifier (RFC 7636 §4.5)."""
 
-    code: str = dataclasses.field(repr=False)
-    redirect_uri: str | None = None
-    code_verifier: str | None = dataclasses.field(default=None, repr=False)
+    __slots__ = ("code", "code_verifier", "redirect_uri")
+    _hidden = frozenset({"code", "code_verifier"})
+    code: str
+    redirect_uri: str | None
+    code_verifier: str | None
+
+    def __init__(self, code: str, redirect_uri: str | None = None, code_verifier: str | None = None) -> None:
+        self._set(code=code, redirect_uri=redirect_uri, code_verifier=code_verifier)
 
     def request(self, separator: str = " ") -> TokenRequest:
         params = {"grant_type": "authorization_code", "code": self.code}
@@ -147,12 +160,16 @@ class AuthorizationCode:
         return TokenRequest(params, secrets=tuple(s for s in (self.code, self.code_verifier) if s))
 
 
-@dataclasses.dataclass(frozen=True)
-class RefreshToken:
+class RefreshToken(Record):
     """Refresh token grant (RFC 6749 §6); ``scope`` may only narrow the original grant."""
 
-    refresh_token: str = dataclasses.field(repr=False)
-    scope: Scope = None
+    __slots__ = ("refresh_token", "scope")
+    _hidden = frozenset({"refresh_token"})
+    refresh_token: str
+    scope: Scope
+
+    def __init__(self, refresh_token: str, scope: Scope = None) -> None:
+        self._set(refresh_token=refresh_token, scope=scope)
 
     def request(self, separator: str = " ") -> TokenRequest:
         params = _with_scope(
@@ -161,31 +178,41 @@ class RefreshToken:
         return TokenRequest(params, scope=scope_items(self.scope), secrets=(self.refresh_token,))
 
 
-@dataclasses.dataclass(frozen=True)
-class DeviceCode:
+class DeviceCode(Record):
     """Device access token request (RFC 8628 §3.4)."""
 
-    device_code: str = dataclasses.field(repr=False)
+    __slots__ = ("device_code",)
+    _hidden = frozenset({"device_code"})
+    device_code: str
+
+    def __init__(self, device_code: str) -> None:
+        self._set(device_code=device_code)
 
     def request(self, separator: str = " ") -> TokenRequest:
         return TokenRequest({"grant_type": DEVICE_CODE_GRANT, "device_code": self.device_code},
                             secrets=(self.device_code,))
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
-class Custom:
+class Custom(Record):
     """Any token request: your own parameters, optionally to another endpoint (seed 000).
 
     Values of well-known secret parameters (password, client_secret, refresh_token, code,
     ...) are redacted from messages and reprs.
     """
 
+    __slots__ = ("endpoint", "params")
     params: Mapping[str, str]
-    endpoint: str | None = None
+    endpoint: str | None
+
+    def __init__(self, params: Mapping[str, str], endpoint: str | None = None) -> None:
+        self._set(params=params, endpoint=endpoint)
 
     def __repr__(self) -> str:
         shown = {k: ("***" if k in SECRET_PARAMS else v) for k, v in self.params.items()}
         return f"Custom(params={shown!r}, endpoint={self.endpoint!r})"
+
+    def __hash__(self) -> int:
+        return hash(("Custom", tuple(sorted(self.params.items())), self.endpoint))
 
     def request(self, separator: str = " ") -> TokenRequest:
         params = {str(k): str(v) for k, v in self.params.items() if v is not None}

@@ -19,7 +19,6 @@ A ``client_secret`` in the file is refused unless the file is private (0600).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 import sys
@@ -371,7 +370,7 @@ def _named(session: Session, name: str) -> Session:
     holder = session.holder
     if holder.entry.name != name:
         with holder.lock, current_store().lock(holder.key.digest):
-            holder.entry = dataclasses.replace(holder.entry, name=name)
+            holder.entry = holder.entry.replace(name=name)
             save_entry(holder, holder.token)
     return session
 

@@ -10,7 +10,6 @@ under the lock so a refresh token another kernel already rotated is never sent (
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -48,7 +47,7 @@ def relogin_hint(entry: Entry) -> str:
 def save_entry(holder: Holder, token: Token, *, store_generation: int | None = None) -> None:
     """Make ``token`` the holder's current token and write it to the cache (caller holds the locks)."""
     base = max(holder.entry.generation, store_generation or 0)
-    holder.entry = dataclasses.replace(holder.entry, token=token, generation=base + 1, updated_at=_clock.now())
+    holder.entry = holder.entry.replace(token=token, generation=base + 1, updated_at=_clock.now())
     current_store().write(holder.key.digest, holder.entry.to_json())
 
 
@@ -106,7 +105,7 @@ def ensure_token(holder: Holder, *, force: bool = False, seen: str | None = None
             with store.lock(holder.key.digest) as locked:
                 disk = read_entry(store, holder.key) if locked else None
                 if disk is not None and disk.generation > holder.entry.generation:
-                    holder.entry = dataclasses.replace(disk, name=holder.entry.name)  # another kernel renewed it
+                    holder.entry = disk.replace(name=holder.entry.name)  # another kernel renewed it
                     token = holder.token
                     if _usable(token, leeway, force=force, seen=seen):
                         return token

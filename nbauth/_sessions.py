@@ -11,7 +11,6 @@ from the cache, where it is never written.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -62,7 +61,7 @@ def _adopt_name(holder: Holder, provider: Provider) -> Holder:
     if holder.entry.name != provider.name:
         store = current_store()
         with holder.lock, store.lock(holder.key.digest):
-            holder.entry = dataclasses.replace(holder.entry, name=provider.name)
+            holder.entry = holder.entry.replace(name=provider.name)
             save_entry(holder, holder.token)
     return holder
 

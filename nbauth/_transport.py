@@ -10,7 +10,6 @@ environment is honoured: ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, ``HTTPS_PR
 
 from __future__ import annotations
 
-import dataclasses
 import email.utils
 import ipaddress
 import json
@@ -25,6 +24,7 @@ import urllib3.exceptions
 
 from . import _clock
 from ._errors import ConfigurationError, InsecureTransport, ProviderError
+from ._record import Record
 
 __all__ = ["HttpReply", "InsecureTLSWarning", "Transport", "display_url", "is_loopback", "require_secure"]
 
@@ -80,12 +80,21 @@ def require_secure(url: str, what: str) -> str:
     raise ConfigurationError(f"{what} must be an absolute http(s) URL, got {display_url(url)!r}")
 
 
-@dataclasses.dataclass(frozen=True)
-class HttpReply:
+class HttpReply(Record):
+    """One HTTP answer: final URL, status, lower-cased headers and the (size-capped) body."""
+
+    __slots__ = ("content", "headers", "status", "url")
+    _hidden = frozenset({"content"})
     url: str
     status: int
     headers: Mapping[str, str]
     content: bytes
+
+    def __init__(self, url: str, status: int, headers: Mapping[str, str], content: bytes) -> None:
+        self._set(url=url, status=status, headers=headers, content=content)
+
+    def __hash__(self) -> int:
+        return hash((self.url, self.status, self.content))
 
     @property
     def where(self) -> str:
