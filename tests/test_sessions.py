@@ -242,3 +242,22 @@ def test_reuse_through_a_provider_with_another_name_adopts_the_name(idp):
     assert token_requests(idp) == before and api.name == "sales"
     new_kernel()
     assert nbauth.session("sales").user == api.user
+
+
+def test_runs_on_oauthlib_4_and_requests_oauthlib_2(idp, resource_api):
+    import oauthlib
+    import requests_oauthlib
+
+    assert int(oauthlib.__version__.split(".")[0]) >= 4 or oauthlib.__version__.startswith("3.2")
+    assert requests_oauthlib.__version__.startswith("2.")
+    api = kc(idp).get_token_by_client_credentials()
+    assert isinstance(api, requests_oauthlib.OAuth2Session)
+    seen = []
+
+    def hook(url, headers, data):  # requests-oauthlib's compliance hook still runs on every request
+        seen.append(headers["Authorization"].split()[0])
+        return url, {**headers, "X-Hooked": "1"}, data
+
+    api.register_compliance_hook("protected_request", hook)
+    assert api.get(resource_api.whoami_url).status_code == 200
+    assert seen == ["Bearer"]
