@@ -87,7 +87,7 @@ def run_lab(env: dict[str, str], workdir: Path) -> None:
     lab_env.pop("NBAUTH_UI", None)
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
            f"--ServerApp.token={token}", f"--ServerApp.root_dir={NOTEBOOKS}"]
-    proc = subprocess.Popen(cmd, env=lab_env)  # noqa: S603 - our own interpreter and arguments
+    proc = subprocess.Popen(cmd, env=lab_env)
     say(f"JupyterLab: http://127.0.0.1:{port}/lab?token={token}")
     say("sign in as alice / alice-password (or bob / bob-password) when a notebook asks. Ctrl-C stops.")
     try:

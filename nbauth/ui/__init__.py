@@ -1,25 +1,74 @@
 """The notebook UI layer: device-code panel, login form, browser sign-in, status widget.
 
-Everything here works without a notebook frontend (plain Python, papermill, nbval) through
-text fallbacks; ipywidgets is imported only when a frontend can show widgets.
+Entry points the core calls: :func:`interactive` (``provider.device_login()``,
+``login_form()``, ``browser_login()``) and :func:`status` (``session.status()``).
+:func:`has_frontend` decides between widgets and the text fallbacks, which keep everything
+usable without a notebook frontend (plain Python, papermill, nbval). ipywidgets, segno and
+jupyter-ui-poll are imported only when widgets are shown; the widget classes are importable
+from here (``nbauth.ui.DevicePanel`` ...) and load them on first use.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
+from .._errors import ConfigurationError
 from .._grants import scope_items
 from .._login import reuse_line
 from .._providers import Provider
 from .._session import Session
 from .._sessions import find_reusable
-from ._text import device_login_text, password_login_text
+from ._frontend import has_frontend
+from ._report import StatusReport
+from ._text import browser_login_text, device_login_text, password_login_text
 
-__all__ = ["interactive", "status"]
+if TYPE_CHECKING:
+    from ._browser_panel import BrowserPanel
+    from ._device_panel import DevicePanel
+    from ._login_form import LoginForm
+    from ._status import StatusWidget
+
+__all__ = ["BrowserPanel", "DevicePanel", "LoginForm", "StatusReport", "StatusWidget", "has_frontend",
+           "interactive", "status"]
+
+#: Options each kind of login accepts (``out`` / ``cancelled`` only matter to the text versions).
+OPTIONS = {
+    "device": frozenset({"qr", "out", "cancelled"}),
+    "password": frozenset({"username", "timeout", "out"}),
+    "browser": frozenset({"port", "paste", "extra", "timeout", "open_browser", "out", "cancelled"}),
+}
+_LAZY = {"BrowserPanel": "._browser_panel", "DevicePanel": "._device_panel", "LoginForm": "._login_form",
+         "StatusWidget": "._status"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _check(kind: str, options: dict[str, Any]) -> None:
+    if kind not in OPTIONS:
+        raise ConfigurationError(f"unknown interactive login {kind!r}: device, password or browser")
+    unknown = sorted(set(options) - OPTIONS[kind])
+    if unknown:
+        raise ConfigurationError(f"{kind} login takes no option {', '.join(map(repr, unknown))} "
+                                 f"(it takes {', '.join(sorted(OPTIONS[kind]))})")
+    timeout = options.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ConfigurationError("timeout must be a positive number of seconds")
 
 
 def interactive(kind: str, provider: Provider, *, scope: Any = None, force: bool = False, **options: Any) -> Session:
-    """Run an interactive login of ``kind`` (device, password, browser), unless one can be reused."""
+    """Run an interactive login of ``kind`` (``device``, ``password``, ``browser``), unless one can be reused.
+
+    A valid or refreshable session of this kernel or the cache for the same provider, client
+    and scope (and user, when ``username=`` is given) is returned with one line saying so;
+    ``force=True`` logs in anew. Widgets when :func:`has_frontend`, text otherwise.
+    """
+    __tracebackhide__ = True
+    _check(kind, options)
     requested = scope if scope is not None else provider.scope
     if not force:
         reused = find_reusable(provider, client_id=provider.client_id, scope=scope_items(requested),
@@ -27,15 +76,25 @@ def interactive(kind: str, provider: Provider, *, scope: Any = None, force: bool
         if reused is not None:
             print(reuse_line(reused), flush=True)
             return reused
-    if kind == "device":
-        return device_login_text(provider, scope, **options)
-    if kind == "password":
-        return password_login_text(provider, scope, **options)
-    from .._errors import ConfigurationError
+    if has_frontend():
+        from ._widgets import login_with_widgets
 
-    raise ConfigurationError(f"{kind} login is not available yet")
+        return login_with_widgets(kind, provider, scope, options)
+    if kind == "device":
+        return device_login_text(provider, scope, out=options.get("out"), cancelled=options.get("cancelled"))
+    if kind == "password":
+        return password_login_text(provider, scope, username=options.get("username"), out=options.get("out"))
+    text_options = {k: options[k] for k in ("port", "extra", "timeout", "open_browser", "out", "cancelled")
+                    if k in options}
+    return browser_login_text(provider, scope, **text_options)
 
 
 def status(session: Session) -> Any:
-    """Who is logged in, scopes, expiry (text; a widget in a notebook)."""
-    return repr(session)
+    """Who is logged in, scopes and a ticking expiry with Refresh / Log out: a widget in a notebook,
+    a :class:`StatusReport` (text, static HTML) elsewhere.
+    """
+    if has_frontend():
+        from ._widgets import status_widget
+
+        return status_widget(session)
+    return StatusReport(session)

@@ -1,20 +1,29 @@
-"""Text fallbacks of the interactive logins, for terminals, scripts, papermill and nbval."""
+"""Text fallbacks of the interactive logins, for terminals, scripts, papermill and nbval.
+
+Each one blocks until done and has a deadline: the device code's expiry (RFC 8628 §3.2
+``expires_in``), or ``timeout`` for the browser sign-in. The password prompt needs a
+terminal; without one it raises :class:`LoginRequired` instead of waiting for input nobody
+can give.
+"""
 
 from __future__ import annotations
 
+import os
+import queue
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from .. import _clock, _device
-from .._errors import LoginCancelled, LoginRequired
+from .._errors import LoginCancelled, LoginRequired, VerificationError
 from .._grants import scope_items
 from .._login import describe_expiry
 from .._providers import Provider
 from .._session import Session
 from .._sessions import establish
+from ._browser import DEFAULT_TIMEOUT, BrowserAttempt
 
-__all__ = ["device_login_text", "password_login_text", "wait_sliced"]
+__all__ = ["browser_login_text", "device_login_text", "password_login_text", "wait_sliced"]
 
 
 def wait_sliced(seconds: float, cancelled: Callable[[], bool] | None = None) -> None:
@@ -75,3 +84,75 @@ def password_login_text(provider: Provider, scope: Any, username: str | None = N
         del password
 
 
+
+
+def _stdin_line(timeout: float) -> str | None:
+    """A line typed on the terminal within ``timeout`` seconds, or None (POSIX terminals only)."""
+    import select
+
+    stdin = sys.stdin
+    ready, _, _ = select.select([stdin], [], [], timeout)
+    return stdin.readline().strip() if ready else None
+
+
+def _open_browser(url: str, choice: bool | None) -> bool:
+    """Open ``url`` in the user's browser: always (True), never (False), or when it is sure to be
+    theirs (None: a terminal is attached, or ``$BROWSER`` names one).
+    """
+    if choice is False or (choice is None and not (sys.stdin and sys.stdin.isatty()) and not os.environ.get("BROWSER")):
+        return False
+    import webbrowser
+
+    try:
+        return webbrowser.open(url, new=2)
+    except webbrowser.Error:
+        return False
+
+
+def browser_login_text(provider: Provider, scope: Any, *, out: TextIO | None = None, timeout: float = DEFAULT_TIMEOUT,
+                       port: int = 0, open_browser: bool | None = None, extra: dict[str, str] | None = None,
+                       cancelled: Callable[[], bool] | None = None) -> Session:
+    """Browser sign-in in plain text: print the address, wait for the loopback redirect (RFC 8252 §7.3),
+    or read the redirect address pasted on the terminal. Gives up after ``timeout`` seconds.
+    """
+    out = out or sys.stdout
+    attempt = BrowserAttempt(provider, scope, port=port, extra=extra)
+    minutes = max(1, round(timeout / 60))
+    try:
+        print(f"To sign in to {provider.name}, open this address in your browser:\n\n    {attempt.url}\n", file=out)
+        opened = _open_browser(attempt.url, open_browser)
+        pasting = bool(sys.stdin and sys.stdin.isatty()) and os.name == "posix"  # select() on a terminal
+        print(f"Waiting up to {minutes} min for the browser to come back to {attempt.redirect_uri}"
+              f"{' (opened in your browser)' if opened else ''}.", file=out, flush=True)
+        if pasting:
+            print("If that page cannot load (the browser runs on another machine), copy the address it shows, "
+                  "paste it here and press Enter.", file=out, flush=True)
+        deadline = _clock.monotonic() + timeout
+        while True:
+            if cancelled is not None and cancelled():
+                raise LoginCancelled("the browser sign-in was cancelled")
+            left = deadline - _clock.monotonic()
+            if left <= 0:
+                raise LoginRequired(f"no browser sign-in to {provider.name} within {minutes} min: run the login "
+                                    "again (or pass timeout=...)")
+            pasted = False
+            try:
+                url: str | None = attempt.redirects.get(timeout=min(0.2, left))
+            except queue.Empty:
+                url = _stdin_line(min(0.5, left)) if pasting else None
+                pasted = True
+            if not url:
+                continue
+            try:
+                code = attempt.code_from(url)
+            except VerificationError as exc:
+                if not pasted:
+                    raise
+                print(f"That did not work: {exc}", file=out, flush=True)
+                continue
+            session = attempt.exchange(code)
+            who = f" as {session.user}" if session.user else ""
+            print(f"Logged in to {provider.name}{who} ({describe_expiry(session)}).", file=out, flush=True)
+            return session
+    finally:
+        attempt.close()

@@ -32,6 +32,9 @@
 //   IDP_PKCE=public|all   IDP_DEFAULT_RESOURCE=urn:demo:api (every token becomes a JWT for that API)
 //   IDP_API_RESOURCE=urn:demo:api (the resource indicator that yields RFC 9068 JWT access tokens)
 //   IDP_USE_GRANTED_RESOURCE=1  IDP_DCR=0 (dynamic client registration)  IDP_EXPIRED_RETENTION=3600
+//   IDP_DEVICE_AUTO_APPROVE=alice  every device code approves itself as that user after
+//     IDP_DEVICE_AUTO_APPROVE_DELAY seconds (default 2), as if the user had confirmed it on another device
+//     (unattended demos and notebook runs; '' = off). A code already approved, denied or expired is left alone.
 //   IDP_TTL_<Model>=seconds, e.g. IDP_TTL_AccessToken=300 (AccessToken, ClientCredentials, IdToken,
 //     RefreshToken, AuthorizationCode, DeviceCode, Interaction, Session, Grant)
 //   IDP_CLOCK_TOLERANCE=0  IDP_CLOCK_SKEW=0 (seconds added to the server clock)
@@ -143,6 +146,8 @@ const LOG = bool('IDP_LOG', false);
 const DEBUG = bool('IDP_DEBUG', false);
 const EXPIRED_RETENTION = int('IDP_EXPIRED_RETENTION', 3600);
 let autoLogin = env.IDP_AUTO_LOGIN || '';
+const DEVICE_AUTO_APPROVE = env.IDP_DEVICE_AUTO_APPROVE || '';
+const DEVICE_AUTO_APPROVE_DELAY = Number(env.IDP_DEVICE_AUTO_APPROVE_DELAY || 2);
 
 // Clock skew / time travel: everything in oidc-provider reads time through Date.now().
 let clockSkew = int('IDP_CLOCK_SKEW', 0);
@@ -170,6 +175,10 @@ const DEFAULT_USERS = [
 const USERS = env.IDP_USERS_FILE ? JSON.parse(fs.readFileSync(env.IDP_USERS_FILE, 'utf8')) : DEFAULT_USERS;
 const userBySub = new Map(USERS.map((u) => [u.sub, u]));
 const userByName = new Map(USERS.map((u) => [u.username, u]));
+if (DEVICE_AUTO_APPROVE && !userByName.has(DEVICE_AUTO_APPROVE)) {
+  console.error(`IDP_FAILED IDP_DEVICE_AUTO_APPROVE names an unknown user: ${DEVICE_AUTO_APPROVE}`);
+  process.exit(2);
+}
 function authenticate(username, password) {
   const u = userByName.get(String(username ?? ''));
   if (!u) return undefined;
@@ -440,6 +449,13 @@ function createProvider(issuer) {
     if (route === 'device_authorization' && ctx.status === 200 && ctx.body?.device_code) {
       ctx.body.interval = DEVICE_INTERVAL;
       polls.set(ctx.body.device_code, { last: 0, interval: DEVICE_INTERVAL });
+      if (DEVICE_AUTO_APPROVE) {
+        const userCode = ctx.body.user_code;
+        setTimeout(() => {
+          autoApproveDevice(provider, userCode, DEVICE_AUTO_APPROVE)
+            .catch((err) => console.error(`[idp] device auto-approve failed: ${err?.message ?? err}`));
+        }, DEVICE_AUTO_APPROVE_DELAY * 1000).unref();
+      }
     } else if (route === 'token' && ENFORCE_INTERVAL && ctx.status === 400
       && ctx.body?.error === 'authorization_pending') {
       const dc = ctx.oidc.params?.device_code;
@@ -461,6 +477,29 @@ function createProvider(issuer) {
     }
   }
   return provider;
+}
+
+// IDP_DEVICE_AUTO_APPROVE: approve a pending device code as `username` (what POST /_admin/device/approve
+// does); codes already approved, denied, expired or forgotten (reset) are left alone.
+async function autoApproveDevice(provider, userCode, username) {
+  const code = await provider.DeviceCode.findByUserCode(
+    String(userCode ?? '').toUpperCase().replace(/\W/g, ''), { ignoreExpiration: true },
+  );
+  const u = userByName.get(username);
+  if (!code || !u || code.isExpired || code.accountId || code.error) return false;
+  const client = await provider.Client.find(code.clientId);
+  let resource = code.params.resource ?? DEFAULT_RESOURCE;
+  if (Array.isArray(resource)) [resource] = resource;
+  const { grantId, oidcScopes, rsScopes } = await buildGrant(provider, {
+    ctx: undefined, client, accountId: u.sub, scope: code.params.scope, resource,
+  });
+  Object.assign(code, {
+    accountId: u.sub, grantId, authTime: epoch(), amr: ['pwd'], expiresWithSession: false,
+    scope: [...oidcScopes, ...rsScopes].join(' ') || undefined, ...(resource ? { resource } : {}),
+  });
+  await code.save();
+  STATS.device_auto_approved = (STATS.device_auto_approved ?? 0) + 1;
+  return true;
 }
 
 // ---------------------------------------------------------------- HTML for the interaction pages

@@ -1,0 +1,183 @@
+"""Browser sign-in without widgets: the authorization request and its loopback redirect.
+
+One :class:`BrowserAttempt` is one authorization request (RFC 6749 §4.1.1) with PKCE S256
+(RFC 7636 §4.1-4.3), a fresh ``state`` (RFC 6749 §10.12) and, with the ``openid`` scope, a
+``nonce`` (OIDC Core §3.1.2.1). The redirect goes to a listener on the loopback interface
+with an ephemeral port (RFC 8252 §7.3: ``http://127.0.0.1:PORT/callback``; §8.3: the IP
+literal, not ``localhost``). The redirect's ``iss`` is checked where the provider sends it,
+and required when its metadata says it sends it (RFC 9207 §2.4).
+
+When the browser cannot reach the kernel's loopback (JupyterHub, remote kernels) the user
+pastes the address the browser ended on instead: :meth:`BrowserAttempt.finish` takes
+either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import queue
+import secrets
+import threading
+import urllib.parse
+from typing import Any
+
+from .._errors import AuthError, ConfigurationError, VerificationError
+from .._grants import (
+    AuthorizationCode,
+    authorization_url,
+    join_scope,
+    parse_authorization_response,
+    pkce_pair,
+    scope_items,
+)
+from .._presets import fetch_metadata
+from .._providers import Provider
+from .._session import Session
+from .._sessions import establish
+
+__all__ = ["BrowserAttempt", "LoopbackListener"]
+
+CALLBACK_PATH = "/callback"
+DEFAULT_TIMEOUT = 600.0
+
+_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
+<meta name="color-scheme" content="light dark"><title>{title}</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 36em; margin: 4em auto; line-height: 1.5">
+<h1 style="font-size: 1.4em">{title}</h1><p>{text}</p></body></html>"""
+
+
+class LoopbackListener:
+    """A one-shot HTTP listener on 127.0.0.1 for the authorization redirect (RFC 8252 §7.3).
+
+    Only ``GET /callback`` carrying the expected ``state`` is accepted: it is answered with a
+    "you can close this tab" page and its full URL is put on ``redirects``. Anything else
+    (a stale tab of an earlier attempt, a favicon request) gets an error page and is ignored.
+    """
+
+    def __init__(self, state: str, redirects: queue.Queue[str], port: int = 0) -> None:
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 10  # a silent client cannot hold the listener
+
+            def do_GET(self) -> None:
+                listener.handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._state = state
+        self._redirects = redirects
+        self.server = http.server.HTTPServer(("127.0.0.1", port), Handler)
+        self.port: int = self.server.server_address[1]
+        self.redirect_uri = f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="nbauth-loopback", daemon=True)
+        self._thread.start()
+
+    def handle(self, request: http.server.BaseHTTPRequestHandler) -> None:
+        parts = urllib.parse.urlsplit(request.path)
+        params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        if parts.path != CALLBACK_PATH:
+            self._answer(request, 404, "Not found", "This address is not part of the sign-in.")
+        elif not secrets.compare_digest(params.get("state", ""), self._state):
+            self._answer(request, 400, "Sign-in link out of date",
+                         "This answer belongs to another sign-in attempt. Go back to your notebook and use the "
+                         "link it shows now.")
+        else:
+            if "error" in params:
+                self._answer(request, 200, "Sign-in not completed",
+                             "The provider did not sign you in. Go back to your notebook to see why.")
+            else:
+                self._answer(request, 200, "Signed in", "You can close this tab and go back to your notebook.")
+            self._redirects.put(f"http://127.0.0.1:{self.port}{request.path}")
+
+    @staticmethod
+    def _answer(request: http.server.BaseHTTPRequestHandler, status: int, title: str, text: str) -> None:
+        body = _PAGE.format(title=title, text=text).encode()
+        request.send_response(status)
+        request.send_header("Content-Type", "text/html; charset=utf-8")
+        request.send_header("Content-Length", str(len(body)))
+        request.send_header("Cache-Control", "no-store")
+        request.send_header("Referrer-Policy", "no-referrer")
+        request.end_headers()
+        request.wfile.write(body)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _iss_required(provider: Provider) -> bool:
+    """True when the provider's metadata promises ``iss`` in authorization responses (RFC 9207 §3)."""
+    if not provider.issuer:
+        return False
+    try:
+        meta = fetch_metadata(provider.issuer, provider.transport)
+    except AuthError:
+        return False
+    return meta.get("authorization_response_iss_parameter_supported") is True
+
+
+@dataclasses.dataclass(repr=False)
+class BrowserAttempt:
+    """One authorization code + PKCE sign-in through the user's browser (RFC 6749 §4.1, RFC 8252).
+
+    ``url`` is the address to open; the loopback listener puts the redirect on ``redirects``;
+    :meth:`finish` checks a redirect address (from there, or pasted) and returns the Session.
+    Call :meth:`close` when done.
+    """
+
+    provider: Provider
+    scope: Any = None
+    port: int = 0
+    extra: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        provider = self.provider
+        if not provider.authorization_url:
+            raise ConfigurationError(f"{provider.name}: no authorization_url; pass it to the provider or use discovery")
+        if not provider.client_id:
+            raise ConfigurationError(f"{provider.name}: browser sign-in needs the client_id")
+        self.requested = self.scope if self.scope is not None else provider.scope
+        self.require_iss = _iss_required(provider)
+        self.state = secrets.token_urlsafe(24)
+        self.nonce = secrets.token_urlsafe(24) if "openid" in scope_items(self.requested) else None
+        self._verifier, challenge = pkce_pair()
+        self.redirects: queue.Queue[str] = queue.Queue()
+        self.listener = LoopbackListener(self.state, self.redirects, self.port)
+        self.redirect_uri = self.listener.redirect_uri
+        self.url = authorization_url(
+            provider.authorization_url, client_id=provider.client_id, redirect_uri=self.redirect_uri,
+            scope=join_scope(self.requested, provider.scope_separator), state=self.state,
+            code_challenge=challenge, nonce=self.nonce, extra=self.extra,
+        )
+
+    def __repr__(self) -> str:
+        return f"<BrowserAttempt {self.provider.name!r} redirect_uri={self.redirect_uri!r}>"
+
+    def code_from(self, redirect_url: str) -> str:
+        """The code of a redirect, after its checks: its ``error`` raises that class (``AccessDenied``...),
+        a wrong ``state`` or ``iss`` raises ``VerificationError`` (RFC 6749 §10.12, RFC 9207 §2.4).
+        """
+        if not redirect_url.lower().startswith(("http://", "https://")) or "?" not in redirect_url:
+            raise VerificationError("that is not the address of the sign-in redirect: copy the whole address from "
+                                    f"the browser's address bar (it starts with {self.redirect_uri}?)")
+        return parse_authorization_response(redirect_url, state=self.state, issuer=self.provider.issuer,
+                                            require_iss=self.require_iss)
+
+    def exchange(self, code: str) -> Session:
+        """Redeem the code with the PKCE verifier (RFC 7636 §4.5) and the nonce check (OIDC Core §3.1.3.7)."""
+        request = AuthorizationCode(code, self.redirect_uri, self._verifier).request(self.provider.scope_separator)
+        request = dataclasses.replace(request, scope=scope_items(self.requested))
+        token = self.provider.fetch_token(request, nonce=self.nonce)
+        return establish(self.provider, token, login="browser_login", username=None,
+                         scope=scope_items(self.requested))
+
+    def finish(self, redirect_url: str) -> Session:
+        """:meth:`code_from` then :meth:`exchange`."""
+        return self.exchange(self.code_from(redirect_url))
+
+    def close(self) -> None:
+        self.listener.close()
