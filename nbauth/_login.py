@@ -63,6 +63,7 @@ class _Backend:
                          client_id=client_id, client_secret=request.client_secret)
 
     def interactive(self, kind: str, provider: Provider, kwargs: dict[str, Any]) -> Session:
+        __tracebackhide__ = True
         from . import ui  # widgets only load when a notebook frontend is there
 
         return ui.interactive(kind, provider, **kwargs)

@@ -177,5 +177,6 @@ def discover(issuer: str, **kwargs: Any) -> Provider:
         methods = meta.get("token_endpoint_auth_methods_supported")
         if isinstance(methods, list) and "client_secret_basic" not in methods and "client_secret_post" in methods:
             derived["client_auth"] = "client_secret_post"
-    return Provider(**_with_defaults(derived, kwargs))
-
+    provider = Provider(**_with_defaults(derived, kwargs))
+    provider.metadata = meta
+    return provider

@@ -136,6 +136,7 @@ class Provider(Exchange):
         self.refresh_leeway = refresh_leeway
         self.transport = Transport(verify=verify, timeout=timeout, proxies=proxies)
         self.name = name or self._default_name()
+        self.metadata: dict[str, Any] | None = None  # the discovery document, when discovered
         self._jwks: dict[str, Any] | None = None
         self._jwks_fetched = 0.0
         self._client_token: Token | None = None
@@ -229,16 +230,19 @@ class Provider(Exchange):
     def device_login(self, scope: str | Sequence[str] | None = None, *, force: bool = False,
                      **options: Any) -> Session:
         """Device authorization grant (RFC 8628): shows the code, blocks until approved."""
+        __tracebackhide__ = True  # IPython: a denied or cancelled login shows the user's cell, not ours
         return self._login().interactive("device", self, {"scope": scope, "force": force, **options})
 
     def login_form(self, scope: str | Sequence[str] | None = None, *, force: bool = False,
                    **options: Any) -> Session:
         """Username / password form (a widget in a notebook, getpass elsewhere)."""
+        __tracebackhide__ = True
         return self._login().interactive("password", self, {"scope": scope, "force": force, **options})
 
     def browser_login(self, scope: str | Sequence[str] | None = None, *, force: bool = False,
                       **options: Any) -> Session:
         """Authorization code + PKCE in the browser with a loopback redirect (RFC 8252)."""
+        __tracebackhide__ = True
         return self._login().interactive("browser", self, {"scope": scope, "force": force, **options})
 
 

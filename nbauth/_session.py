@@ -19,7 +19,7 @@ from requests_oauthlib import OAuth2Session
 
 from . import _clock
 from ._cache import CacheKey, Entry, Holder, drop_holder, read_entry
-from ._errors import ConfigurationError, LoginRequired, OAuthError, ProviderError
+from ._errors import AuthError, ConfigurationError, LoginRequired, OAuthError, ProviderError
 from ._grants import ClientCredentials
 from ._providers import Provider
 from ._store import current_store
@@ -306,11 +306,20 @@ class Session(OAuth2Session):  # type: ignore[misc]
                                 f"{problem.message}", url=problem.url, status=problem.status)
 
     def whoami(self) -> dict[str, Any]:
-        """Verified id_token claims, else the provider's UserInfo (OIDC Core §5.3)."""
-        token = self.holder.token
-        if token.claims:
-            return dict(token.claims)
-        return self.provider.userinfo(ensure_token(self.holder))
+        """Who this is: the verified id_token claims, completed by the provider's UserInfo (OIDC Core
+        §5.3) when they hold no name (its ``sub`` must match, §5.3.2); the verified claims win.
+        """
+        claims = dict(self.holder.token.claims)
+        named = any(claims.get(k) for k in ("preferred_username", "name", "email"))
+        if not named and self.provider.userinfo_url:
+            try:
+                info = self.provider.userinfo(ensure_token(self.holder))
+            except AuthError:
+                if not claims:
+                    raise
+            else:
+                claims = {**info, **claims}
+        return claims
 
     def status(self) -> Any:
         """Who, scopes and expiry: a live widget in a notebook, a line of text elsewhere."""

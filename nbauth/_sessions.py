@@ -186,8 +186,9 @@ class SessionTable(list[dict[str, Any]]):
             return "<p>No nbauth sessions in this kernel or the cache.</p>"
         import html
 
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+        cell = 'style="text-align:left; white-space:nowrap"'
+        head = "".join(f"<th {cell}>{html.escape(c)}</th>" for c in self.COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td {cell}>{html.escape(c)}</td>" for c in cells) + "</tr>"
                        for cells in self._cells())
         return f'<table class="nbauth-sessions"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 

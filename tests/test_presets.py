@@ -74,6 +74,8 @@ def test_discovery(idp):
     p = nbauth.Provider.discover(idp.issuer, client_id="public-client", client_auth="none")
     assert p.token_url == idp["token_endpoint"] and p.device_authorization_url == idp["device_authorization_endpoint"]
     assert p.issuer == idp.issuer and p.jwks_url == idp["jwks_uri"]
+    assert p.metadata["issuer"] == idp.issuer  # the discovery document stays available
+    assert nbauth.Keycloak("https://x.example", "r").metadata is None
     assert p.get_token_by_password("alice", "alice-password", scope="openid profile").user == "alice"
 
 

@@ -161,7 +161,7 @@ def test_sessions_table_text_and_html(idp):
     text = str(table)
     assert "alice" in text and "demo" in text and "yes" in text
     html = table._repr_html_()
-    assert html.startswith("<table") and "<td>alice</td>" in html
+    assert html.startswith("<table") and ">alice</td>" in html and "text-align:left" in html
     assert table[0]["refreshable"] is True
     assert all(secret not in text + html for secret in (_cache.holders().__next__().token.access_token,))
     new_kernel()
@@ -261,3 +261,14 @@ def test_runs_on_oauthlib_4_and_requests_oauthlib_2(idp, resource_api):
     api.register_compliance_hook("protected_request", hook)
     assert api.get(resource_api.whoami_url).status_code == 200
     assert seen == ["Bearer"]
+
+
+def test_whoami_completes_bare_claims_with_userinfo(idp):
+    api = public(idp).get_token_by_password("alice", "alice-password", scope="openid profile")
+    assert api.whoami()["preferred_username"] == "alice"
+    assert idp.stats().get("userinfo:200", 0) == 0  # named claims: no UserInfo request
+    bare = public(idp).get_token_by_password("bob", "bob-password", scope="openid")
+    assert "name" not in bare.token.claims
+    who = bare.whoami()  # no name in the id_token: the provider's UserInfo is asked (OIDC Core §5.3)
+    assert who["sub"] == bare.token.claims["sub"]
+    assert idp.stats().get("userinfo:200", 0) == 1

@@ -113,10 +113,12 @@ def _iss_required(provider: Provider) -> bool:
     """True when the provider's metadata promises ``iss`` in authorization responses (RFC 9207 §3)."""
     if not provider.issuer:
         return False
-    try:
-        meta = fetch_metadata(provider.issuer, provider.transport)
-    except AuthError:
-        return False
+    meta = provider.metadata
+    if meta is None:
+        try:
+            meta = fetch_metadata(provider.issuer, provider.transport)
+        except AuthError:
+            return False
     return meta.get("authorization_response_iss_parameter_supported") is True
 
 
