@@ -229,3 +229,28 @@ def test_device_login_public_api_in_text_mode(idp, capsys, monkeypatch):
 
 def test_confidential_client_credentials_constants():
     assert CONFIDENTIAL_CLIENT == ("confidential-client", "confidential-secret")
+
+
+@pytest.mark.parametrize(("code", "cls"), [
+    ("invalid_request", nbauth.InvalidRequest), ("invalid_client", nbauth.InvalidClient),
+    ("invalid_grant", nbauth.InvalidGrant), ("unauthorized_client", nbauth.UnauthorizedClient),
+    ("unsupported_grant_type", nbauth.UnsupportedGrantType), ("invalid_scope", nbauth.InvalidScope),
+    ("access_denied", nbauth.AccessDenied), ("expired_token", nbauth.ExpiredToken),
+    ("authorization_pending", nbauth.AuthorizationPending), ("slow_down", nbauth.SlowDown),
+])
+def test_every_rfc_code_has_its_class(code, cls):
+    from nbauth._errors import error_from_code
+
+    err = error_from_code(code, "details", url="https://idp.example/token", status=400)
+    assert type(err) is cls and err.error == code and isinstance(err, nbauth.OAuthError)
+    assert "https://idp.example/token" in str(err) and err.hint in str(err)
+
+
+def test_unsupported_grant_type_from_the_idp(idp):
+    with pytest.raises(nbauth.UnsupportedGrantType):
+        kc(idp).get_token(nbauth.Custom({"grant_type": "urn:example:no-such-grant"}))
+
+
+def test_invalid_request_from_the_idp(idp):
+    with pytest.raises(nbauth.InvalidRequest):
+        kc(idp).get_token(nbauth.Custom({"grant_type": "password", "username": "alice"}))  # no password
