@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _clock
 from ._record import Record
-from ._store import Store, current_store
+from ._store import Store, _warn, current_store
 from ._tokens import Token
 
 __all__ = ["CacheKey", "Entry", "Holder", "holders", "load_entries", "registry_lock"]
@@ -110,36 +110,28 @@ class Entry(Record):
                    Token.from_cache(token), login, username, float(updated_at), generation)
 
 
-def read_entry(store: Store, key: CacheKey) -> Entry | None:
-    """The stored entry for a key, or None (missing, or skipped with a warning)."""
-    data = store.read(key.digest)
-    if data is None:
-        return None
+def _entry(data: Mapping[str, Any], digest: str) -> Entry | None:
+    """Rebuild an entry read from ``digest``.json; None (with a warning) when it is damaged or foreign."""
     try:
         entry = Entry.from_json(data)
     except (ValueError, TypeError, KeyError):
-        from ._store import _warn
-
-        _warn(f"nbauth skipped cache entry {key.digest}.json: it is damaged")
+        _warn(f"nbauth skipped cache entry {digest}.json: it is damaged")
         return None
-    return entry if entry.key == key else None
+    return entry if entry.key.digest == digest else None
+
+
+def read_entry(store: Store, key: CacheKey) -> Entry | None:
+    """The stored entry for a key, or None (missing, or skipped with a warning)."""
+    data = store.read(key.digest)
+    entry = _entry(data, key.digest) if data is not None else None
+    return entry if entry is not None and entry.key == key else None
 
 
 def load_entries(store: Store | None = None) -> list[Entry]:
     """Every usable entry on disk, newest first."""
     store = store or current_store()
-    out = []
-    for digest, data in store.entries():
-        try:
-            entry = Entry.from_json(data)
-        except (ValueError, TypeError, KeyError):
-            from ._store import _warn
-
-            _warn(f"nbauth skipped cache entry {digest}.json: it is damaged")
-            continue
-        if entry.key.digest == digest:
-            out.append(entry)
-    return sorted(out, key=lambda e: e.updated_at, reverse=True)
+    entries = (_entry(data, digest) for digest, data in store.entries())
+    return sorted((e for e in entries if e is not None), key=lambda e: e.updated_at, reverse=True)
 
 
 class Holder:

@@ -16,7 +16,7 @@ from ._client_auth import apply_client_auth
 from ._errors import ConfigurationError, InvalidClient, ProviderError, VerificationError, error_from_code
 from ._grants import ClientCredentials, RefreshToken, TokenRequest
 from ._jwt import verify_id_token
-from ._tokens import Token, parse_token_response
+from ._tokens import Token, TokenState, parse_token_response
 from ._transport import HttpReply, Transport, require_secure
 
 if TYPE_CHECKING:
@@ -57,19 +57,23 @@ class Exchange:
         """Seed 001: a client_credentials token, cached until its refresh leeway, as Bearer."""
         with self._lock:
             token = self._client_token
-            if token is None or token.state(self.refresh_leeway).name != "FRESH":
+            if token is None or token.state(self.refresh_leeway) is not TokenState.FRESH:
                 token = self.fetch_token(ClientCredentials().request(self.scope_separator), _client_token=True)
                 self._client_token = token
             return f"Bearer {token.access_token}"
 
     def send_token_request(self, request: TokenRequest, *, _client_token: bool = False) -> HttpReply:
         """POST a token request with client authentication; returns the raw answer."""
-        url = require_secure(request.endpoint or self.token_url, "token endpoint")
+        # Fusio's /consumer/login (seed 003): the password login goes there, as JSON, without client auth
+        password = request.params.get("grant_type") == "password"
+        login = bool(self.password_login_url) and password and not request.endpoint
+        url = require_secure((self.password_login_url if login else request.endpoint) or self.token_url,
+                             "token endpoint")
         headers = {"Accept": "application/json"}
         body = dict(request.params)
         client_id = request.client_id or self.client_id
         secret = request.client_secret if request.client_id else (request.client_secret or self._client_secret)
-        if self.password_login_url and url == self.password_login_url:
+        if login:
             body = {"username": body.get("username", ""), "password": body.get("password", "")}
         else:
             # a grant that brings its own secret authenticates even when this provider's client is public
@@ -77,7 +81,7 @@ class Exchange:
             apply_client_auth(method, headers, body, client_id, secret)
             if self.client_token_for_user_grants and request.user_grant and not _client_token:
                 headers["Authorization"] = self._client_bearer()
-        if self.request_format == "json" or (self.password_login_url and url == self.password_login_url):
+        if self.request_format == "json" or login:
             return self.transport.request("POST", url, json_body=body, headers=headers)
         return self.transport.request("POST", url, data=body, headers=headers)
 

@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._errors import ConfigurationError, VerificationError, error_from_code
+from ._errors import VerificationError, error_from_code
 from ._record import Record
 from ._tokens import Token, parse_token_response
 
@@ -316,9 +316,3 @@ def parse_implicit_response(url: str, state: str | None = None, *, scope_separat
     _check_state_and_error(params, state)
     body: dict[str, Any] = dict(params)
     return parse_token_response(body, scope_separator=scope_separator)
-
-
-def check_param_names(params: Mapping[str, Any]) -> None:
-    for key in params:
-        if not isinstance(key, str) or not key:
-            raise ConfigurationError("token request parameter names must be non-empty strings")

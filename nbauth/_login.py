@@ -9,7 +9,6 @@ otherwise. ipywidgets is never imported by ``import nbauth``.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from . import _session
@@ -56,8 +55,6 @@ class _Backend:
                                    client_secret=request.client_secret)
             if reused is not None:
                 return reused
-        if kind == "password" and provider.password_login_url:
-            request = dataclasses.replace(request, endpoint=provider.password_login_url)
         token = provider.fetch_token(request)
         return establish(provider, token, login=kind, username=request.username, scope=request.scope,
                          client_id=client_id, client_secret=request.client_secret)

@@ -21,7 +21,7 @@ from ._errors import ConfigurationError
 from ._exchange import Exchange
 from ._grants import AuthorizationCode, ClientCredentials, Custom, Grant, Password, TokenRequest
 from ._tokens import Token
-from ._transport import DEFAULT_TIMEOUT, Transport, display_url, require_secure
+from ._transport import DEFAULT_TIMEOUT, Transport, require_secure
 
 if TYPE_CHECKING:
     from ._session import Session
@@ -248,7 +248,3 @@ class Provider(Exchange):
 
 def _replace_endpoint(request: TokenRequest, endpoint: str) -> TokenRequest:
     return dataclasses.replace(request, endpoint=require_secure(endpoint, "token endpoint"))
-
-
-def endpoint_summary(provider: Provider) -> str:
-    return ", ".join(f"{a}={display_url(getattr(provider, a))}" for a in ENDPOINTS if getattr(provider, a))

@@ -18,7 +18,6 @@ from typing import Any
 from . import _clock
 from ._cache import CacheKey, Entry, Holder, get_holder, holders, load_entries, put_holder, read_entry
 from ._errors import LoginRequired
-from ._grants import scope_items
 from ._providers import Provider, live_provider
 from ._session import Session, save_entry
 from ._store import current_store
@@ -213,7 +212,3 @@ def sessions() -> SessionTable:
         if entry.key not in seen:
             add(entry, "cache")
     return table
-
-
-def scope_tuple(scope: Any) -> tuple[str, ...]:
-    return scope_items(scope)

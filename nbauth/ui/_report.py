@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from .._errors import AuthError
-from .._session import Session, ensure_token
+from .._session import Session
 from . import _style
 
 __all__ = ["StatusReport", "Who", "expiry_line", "who_of"]
@@ -38,7 +38,7 @@ def who_of(session: Session, *, ask: bool = True) -> Who:
     user, name = session.user, claims.get("name")
     if ask and not name and (not user or user == claims.get("sub")) and session.provider.userinfo_url:
         try:
-            info = session.provider.userinfo(ensure_token(session.holder))
+            info = session.whoami()  # the verified claims completed by UserInfo
         except AuthError:
             info = {}
         for claim in ("preferred_username", "email", "sub"):
