@@ -21,6 +21,7 @@ from ._errors import (
     ExpiredToken,
     InsecureTransport,
     InvalidClient,
+    InvalidDPoPProof,
     InvalidGrant,
     InvalidRequest,
     InvalidScope,
@@ -31,6 +32,7 @@ from ._errors import (
     SlowDown,
     UnauthorizedClient,
     UnsupportedGrantType,
+    UseDPoPNonce,
     VerificationError,
 )
 from ._grants import (
@@ -48,6 +50,7 @@ from ._providers import Provider
 from ._session import Session
 from ._sessions import session, sessions
 from ._store import CacheWarning
+from ._token_exchange import TokenExchange
 from ._tokens import Token, TokenState
 from ._transport import InsecureTLSWarning
 
@@ -71,6 +74,7 @@ __all__ = [
     "InsecureTLSWarning",
     "InsecureTransport",
     "InvalidClient",
+    "InvalidDPoPProof",
     "InvalidGrant",
     "InvalidRequest",
     "InvalidScope",
@@ -86,9 +90,11 @@ __all__ = [
     "SimpleIdServer",
     "SlowDown",
     "Token",
+    "TokenExchange",
     "TokenState",
     "UnauthorizedClient",
     "UnsupportedGrantType",
+    "UseDPoPNonce",
     "VerificationError",
     "login",
     "parse_implicit_response",

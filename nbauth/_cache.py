@@ -53,7 +53,7 @@ class Entry(Record):
     Immutable: a holder swaps in a new entry with :meth:`replace`.
     """
 
-    __slots__ = ("generation", "key", "login", "name", "provider", "token", "updated_at", "username")
+    __slots__ = ("generation", "key", "login", "name", "origin", "provider", "token", "updated_at", "username")
     _hidden = frozenset({"token", "provider"})
     key: CacheKey
     name: str
@@ -63,11 +63,15 @@ class Entry(Record):
     username: str | None
     updated_at: float
     generation: int
+    #: How a derived session is renewed (issue 14: a token exchange's parent key and parameters), or None.
+    origin: dict[str, Any] | None
 
     def __init__(self, key: CacheKey, name: str, provider: dict[str, Any], token: Token, login: str,
-                 username: str | None = None, updated_at: float | None = None, generation: int = 0) -> None:
+                 username: str | None = None, updated_at: float | None = None, generation: int = 0,
+                 origin: dict[str, Any] | None = None) -> None:
         self._set(key=key, name=name, provider=provider, token=token, login=login, username=username,
-                  updated_at=_clock.now() if updated_at is None else updated_at, generation=generation)
+                  updated_at=_clock.now() if updated_at is None else updated_at, generation=generation,
+                  origin=origin)
 
     def __hash__(self) -> int:
         return hash((self.key, self.generation))
@@ -82,6 +86,7 @@ class Entry(Record):
             "username": self.username,
             "updated_at": self.updated_at,
             "generation": self.generation,
+            **({"origin": self.origin} if self.origin is not None else {}),
         }
 
     @classmethod
@@ -106,8 +111,11 @@ class Entry(Record):
             raise ValueError("updated_at")
         if not isinstance(provider.get("token_url"), str):
             raise ValueError("provider.token_url")
+        origin = data.get("origin")
+        if origin is not None and not isinstance(origin, dict):
+            raise ValueError("origin")
         return cls(CacheKey(**{f: key[f] for f in ("issuer", "client_id", "user", "scope")}), name, provider,
-                   Token.from_cache(token), login, username, float(updated_at), generation)
+                   Token.from_cache(token), login, username, float(updated_at), generation, origin)
 
 
 def _entry(data: Mapping[str, Any], digest: str) -> Entry | None:

@@ -197,6 +197,11 @@ def cmd_login(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     s = resolve(args.name)
     token = ensure_token(s.holder, force=args.refresh, seen=s.holder.token.access_token if args.refresh else None)
+    if token.sender_constrained:  # issue 14: never print a token that other tools cannot use
+        raise ConfigurationError(
+            f"{s.name}: the token is DPoP-bound (RFC 9449): every request needs a proof signed with the key in "
+            "nbauth's cache, so curl or another tool would be refused. Use the session from Python "
+            "(nbauth.session(...).get(url)), or log in without dpop for a Bearer token.")
     if args.json:
         left = token.expires_in
         _emit({"access_token": token.access_token, "token_type": token.token_type, "name": s.name,

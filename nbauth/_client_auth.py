@@ -10,12 +10,21 @@ from __future__ import annotations
 import base64
 import urllib.parse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError
 
-__all__ = ["CLIENT_AUTH_METHODS", "apply_client_auth", "basic_credentials", "register_client_auth"]
+if TYPE_CHECKING:
+    from ._client_jwt import ClientKey
+
+__all__ = ["ASSERTION_METHODS", "CLIENT_AUTH_METHODS", "KEY_METHODS", "apply_client_auth", "basic_credentials",
+           "register_client_auth"]
 
 ClientAuthMethod = Callable[[dict[str, str], dict[str, str], str | None, str | None], None]
+#: JWT assertion methods also take the assertion's audience (the token endpoint) and the private key.
+AssertionMethod = Callable[[dict[str, str], dict[str, str], str | None, str | None, str, "ClientKey | None"], None]
+#: Methods that need a private key rather than a client secret.
+KEY_METHODS = frozenset({"private_key_jwt"})
 
 
 def basic_credentials(client_id: str, client_secret: str) -> str:
@@ -67,13 +76,42 @@ def register_client_auth(name: str, method: ClientAuthMethod) -> None:
     CLIENT_AUTH_METHODS[name] = method
 
 
+def _private_key_jwt(headers: dict[str, str], body: dict[str, str], client_id: str | None, secret: str | None,
+                     audience: str, key: ClientKey | None) -> None:
+    from ._client_jwt import private_key_jwt  # pyjwt/cryptography load only when a JWT client is used
+
+    private_key_jwt(headers, body, client_id, secret, audience, key)
+
+
+def _client_secret_jwt(headers: dict[str, str], body: dict[str, str], client_id: str | None,
+                       secret: str | None, audience: str, key: ClientKey | None) -> None:
+    from ._client_jwt import client_secret_jwt
+
+    client_secret_jwt(headers, body, client_id, secret, audience, key)
+
+
+#: RFC 7523 §2.2 / OIDC Core §9 assertion methods (see :mod:`nbauth._client_jwt`).
+ASSERTION_METHODS: dict[str, AssertionMethod] = {
+    "private_key_jwt": _private_key_jwt,
+    "client_secret_jwt": _client_secret_jwt,
+}
+
+
 def check_client_auth(name: str) -> str:
-    if name not in CLIENT_AUTH_METHODS:
-        known = ", ".join(sorted(CLIENT_AUTH_METHODS))
+    if name not in CLIENT_AUTH_METHODS and name not in ASSERTION_METHODS:
+        known = ", ".join(sorted({*CLIENT_AUTH_METHODS, *ASSERTION_METHODS}))
         raise ConfigurationError(f"client_auth={name!r} is not a known method; use one of: {known}")
     return name
 
 
 def apply_client_auth(name: str, headers: dict[str, str], body: dict[str, str], client_id: str | None,
-                      client_secret: str | None) -> None:
-    CLIENT_AUTH_METHODS[check_client_auth(name)](headers, body, client_id, client_secret)
+                      client_secret: str | None, *, audience: str | None = None,
+                      key: ClientKey | None = None) -> None:
+    """Authenticate a request to ``audience`` (the endpoint; JWT methods sign a fresh assertion for it)."""
+    assertion = ASSERTION_METHODS.get(check_client_auth(name))
+    if assertion is not None:
+        if not audience:
+            raise ConfigurationError(f"client_auth={name!r} needs the endpoint URL for the assertion's aud")
+        assertion(headers, body, client_id, client_secret, audience, key)
+        return
+    CLIENT_AUTH_METHODS[name](headers, body, client_id, client_secret)

@@ -14,7 +14,9 @@ reaches the caller::
     │   ├── AccessDenied           access_denied (RFC 6749 §4.1.2.1, RFC 8628 §3.5)
     │   ├── ExpiredToken           expired_token: the device code expired (RFC 8628 §3.5)
     │   ├── AuthorizationPending   authorization_pending (RFC 8628 §3.5)
-    │   └── SlowDown               slow_down (RFC 8628 §3.5)
+    │   ├── SlowDown               slow_down (RFC 8628 §3.5)
+    │   ├── InvalidDPoPProof       invalid_dpop_proof (RFC 9449 §5)
+    │   └── UseDPoPNonce           use_dpop_nonce, still after the bounded retries (RFC 9449 §8)
     ├── ProviderError            unreachable, TLS failure, timeout, or an answer that is not a
     │                            usable OAuth response (HTML, not JSON, 5xx, no access_token)
     ├── LoginRequired            no session, or refresh impossible (revoked / expired grant)
@@ -210,6 +212,18 @@ class SlowDown(OAuthError):
     hint = "The client polled too fast."
 
 
+class InvalidDPoPProof(OAuthError):
+    code = "invalid_dpop_proof"
+    hint = ("The server refused the DPoP proof (RFC 9449 §5): check the clocks, or log in again with a new "
+            "key (force=True).")
+
+
+class UseDPoPNonce(OAuthError):
+    code = "use_dpop_nonce"
+    hint = ("The server kept asking for a new DPoP nonce and never accepted one (RFC 9449 §8); nbauth stopped "
+            "after a few tries. Its nonces do not validate: tell the provider's admin, or try again later.")
+
+
 _BY_CODE: dict[str, type[OAuthError]] = {
     cls.code: cls
     for cls in (
@@ -223,6 +237,8 @@ _BY_CODE: dict[str, type[OAuthError]] = {
         ExpiredToken,
         AuthorizationPending,
         SlowDown,
+        InvalidDPoPProof,
+        UseDPoPNonce,
     )
 }
 

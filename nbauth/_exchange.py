@@ -21,10 +21,13 @@ from ._transport import HttpReply, Transport, require_secure
 
 if TYPE_CHECKING:
     from . import _device
+    from ._client_jwt import ClientKey
+    from ._dpop import DPoPKey
 
 __all__ = ["Exchange"]
 
 _TRANSIENT_CODES = {"server_error", "temporarily_unavailable"}
+_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 class Exchange:
@@ -51,6 +54,9 @@ class Exchange:
     _jwks_fetched: float
     _client_token: Token | None
     _lock: threading.Lock
+    _private_key: ClientKey | None
+    dpop: bool
+    resource: tuple[str, ...]
 
     # ---- token requests
     def _client_bearer(self) -> str:
@@ -62,15 +68,27 @@ class Exchange:
                 self._client_token = token
             return f"Bearer {token.access_token}"
 
-    def send_token_request(self, request: TokenRequest, *, _client_token: bool = False) -> HttpReply:
-        """POST a token request with client authentication; returns the raw answer."""
+    def send_token_request(self, request: TokenRequest, *, _client_token: bool = False,
+                           dpop_key: DPoPKey | None = None) -> HttpReply:
+        """POST a token request with client authentication (and a DPoP proof, RFC 9449 §5); the raw answer."""
+        if dpop_key is None:
+            return self._send_token_request(request, _client_token, {})
+        from ._dpop import send_with_proofs
+
+        url = require_secure(request.endpoint or self.token_url, "token endpoint")
+        return send_with_proofs(lambda extra: self._send_token_request(request, _client_token, extra),  # type: ignore[no-any-return]
+                                "POST", url, dpop_key)
+
+    def _send_token_request(self, request: TokenRequest, _client_token: bool, extra: dict[str, str]) -> HttpReply:
         # Fusio's /consumer/login (seed 003): the password login goes there, as JSON, without client auth
         password = request.params.get("grant_type") == "password"
         login = bool(self.password_login_url) and password and not request.endpoint
         url = require_secure((self.password_login_url if login else request.endpoint) or self.token_url,
                              "token endpoint")
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **extra}
         body = dict(request.params)
+        if self.resource and "resource" not in body and request.params.get("grant_type") != _TOKEN_EXCHANGE:
+            body["resource"] = self.resource[0]  # RFC 8707 §2: kept with the provider, so refreshes send it too
         client_id = request.client_id or self.client_id
         secret = request.client_secret if request.client_id else (request.client_secret or self._client_secret)
         if login:
@@ -78,7 +96,8 @@ class Exchange:
         else:
             # a grant that brings its own secret authenticates even when this provider's client is public
             method = "client_secret_basic" if request.client_secret and self.client_auth == "none" else self.client_auth
-            apply_client_auth(method, headers, body, client_id, secret)
+            apply_client_auth(method, headers, body, client_id, secret, audience=self.token_url,
+                              key=self._private_key)
             if self.client_token_for_user_grants and request.user_grant and not _client_token:
                 headers["Authorization"] = self._client_bearer()
         if self.request_format == "json" or login:
@@ -139,8 +158,9 @@ class Exchange:
     def fetch_token(self, request: TokenRequest, *, nonce: str | None = None, previous: Token | None = None,
                     _client_token: bool = False) -> Token:
         """Send a token request and parse the answer into a verified :class:`Token`."""
-        reply = self.send_token_request(request, _client_token=_client_token)
-        return self.token_from_reply(reply, request, nonce=nonce, previous=previous)
+        from ._dpop_login import fetch_with_dpop  # DPoP (RFC 9449) when asked for or demanded
+
+        return fetch_with_dpop(self, request, nonce=nonce, previous=previous, _client_token=_client_token)
 
     def refresh(self, token: Token, scope: str | Sequence[str] | None = None) -> Token:
         """Refresh grant (RFC 6749 §6); the result keeps what the answer left out."""
@@ -185,7 +205,7 @@ class Exchange:
         if not self.device_authorization_url:
             raise ConfigurationError(
                 f"{self.name}: no device_authorization_url; pass it to the provider or use discovery")
-        if self.client_auth != "none" and not self._client_secret:
+        if self.client_auth != "none" and not (self._client_secret or self._private_key):
             raise ConfigurationError(f"{self.name}: this confidential client needs its client_secret")
         from . import _device  # the device grant's protocol is loaded when first used
 
@@ -215,7 +235,8 @@ class Exchange:
         url = self.device_authorization_url or ""
         headers = {"Accept": "application/json"}
         body = dict(step.params)
-        apply_client_auth(self.client_auth, headers, body, self.client_id, self._client_secret)
+        apply_client_auth(self.client_auth, headers, body, self.client_id, self._client_secret,
+                          audience=self.token_url, key=self._private_key)
         try:
             reply = self.transport.request("POST", url, data=body, headers=headers)
             return _device.Reply(reply.status, reply.json())
@@ -251,7 +272,7 @@ class Exchange:
                 continue
             headers = {"Accept": "application/json"}
             body = {"token": value, "token_type_hint": hint}
-            apply_client_auth(method, headers, body, cid, secret)
+            apply_client_auth(method, headers, body, cid, secret, audience=self.token_url, key=self._private_key)
             reply = self.transport.request("POST", self.revocation_url, data=body, headers=headers)
             if reply.status >= 400:
                 request = TokenRequest(body, secrets=(value,))
@@ -262,8 +283,10 @@ class Exchange:
         """The UserInfo claims for a token; ``sub`` must match the id_token's (OIDC Core §5.3.2)."""
         if not self.userinfo_url:
             raise ConfigurationError(f"{self.name}: no userinfo_url")
+        from ._dpop import api_headers
+
         reply = self.transport.request("GET", self.userinfo_url, headers={
-            "Accept": "application/json", "Authorization": f"Bearer {token.access_token}"})
+            "Accept": "application/json", **api_headers(token, "GET", self.userinfo_url)})
         body = reply.json()
         if reply.status != 200 or not isinstance(body, dict):
             raise ProviderError(f"{reply.where} answered HTTP {reply.status}", url=reply.url, status=reply.status)

@@ -96,6 +96,9 @@ class Provider(Exchange):
         timeout: float = DEFAULT_TIMEOUT,
         proxies: Mapping[str, str] | None = None,
         refresh_leeway: float | None = None,
+        private_key: Any = None,
+        dpop: bool = False,
+        resource: str | Sequence[str] | None = None,
     ) -> None:
         self.token_url = require_secure(token_url, "token_url")
         for attr, value in (
@@ -121,7 +124,12 @@ class Provider(Exchange):
                 "client_token_for_user_grants sends the client token in the Authorization header, so the "
                 "client's credentials must go in the body: use client_auth='client_secret_post'"
             )
-        default_auth = "client_secret_post" if client_token_for_user_grants else "client_secret_basic"
+        # issue 14: private_key_jwt (RFC 7523, OIDC Core §9), DPoP (RFC 9449), resource indicators (RFC 8707)
+        from ._client_jwt_config import client_options
+
+        self._private_key, self.dpop, self.resource, jwt_auth = client_options(private_key, dpop, resource,
+                                                                               client_auth)
+        default_auth = jwt_auth or ("client_secret_post" if client_token_for_user_grants else "client_secret_basic")
         self.client_auth = check_client_auth(client_auth or default_auth)
         if request_format not in ("form", "json"):
             raise ConfigurationError("request_format must be 'form' or 'json'")
@@ -160,6 +168,7 @@ class Provider(Exchange):
 
     def __repr__(self) -> str:
         secret = ", client_secret='***'" if self._client_secret else ""
+        secret += ", private_key='***'" if self._private_key is not None else ""
         return (f"{type(self).__name__}(name={self.name!r}, issuer={self.issuer_key!r}, "
                 f"client_id={self.client_id!r}{secret}, client_auth={self.client_auth!r})")
 
@@ -173,13 +182,15 @@ class Provider(Exchange):
             client_token_for_user_grants=self.client_token_for_user_grants, name=self.name,
             verify=verify if isinstance(verify, (bool, str)) else True, timeout=self.transport.timeout,
             refresh_leeway=self.refresh_leeway, has_client_secret=bool(self._client_secret),
+            dpop=self.dpop, resource=list(self.resource),
         )
         return out
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], client_secret: str | None = None) -> Provider:
+    def from_config(cls, config: Mapping[str, Any], client_secret: str | None = None,
+                    private_key: Any = None) -> Provider:
         kwargs = {k: v for k, v in config.items() if k != "has_client_secret"}
-        provider = Provider(client_secret=client_secret, **kwargs)
+        provider = Provider(client_secret=client_secret, private_key=private_key, **kwargs)
         if _live.get((provider.issuer_key, provider.client_id or "")) is provider:
             del _live[(provider.issuer_key, provider.client_id or "")]  # only the user's own objects are "live"
         return provider

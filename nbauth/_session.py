@@ -11,7 +11,7 @@ under the lock so a refresh token another kernel already rotated is never sent (
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import requests
@@ -19,6 +19,7 @@ from requests_oauthlib import OAuth2Session
 
 from . import _clock
 from ._cache import CacheKey, Entry, Holder, drop_holder, read_entry
+from ._dpop import api_headers, resource_nonce_challenge
 from ._errors import AuthError, ConfigurationError, LoginRequired, OAuthError, ProviderError
 from ._grants import ClientCredentials
 from ._providers import Provider
@@ -76,6 +77,10 @@ def _renew(holder: Holder) -> Token:
             client_id, secret = None, None
         grant = ClientCredentials(client_id, secret, holder.key.scope.split() or None)
         return provider.fetch_token(grant.request(provider.scope_separator))
+    if holder.entry.login == "exchange":  # issue 14: exchange the parent's token again (RFC 8693)
+        from ._exchanged import renew_exchanged
+
+        return renew_exchanged(holder, ensure_token)
     raise LoginRequired(f"the session {holder.entry.name!r} has expired and cannot be refreshed: "
                         f"{relogin_hint(holder.entry)}")
 
@@ -258,14 +263,19 @@ class Session(OAuth2Session):  # type: ignore[misc]
         _check_origin(url)
         token = ensure_token(self._holder)
         send_headers = dict(headers or {})
-        send_headers["Authorization"] = f"Bearer {token.access_token}"
+        send_headers.update(api_headers(token, method, url))  # Bearer, or DPoP + proof (RFC 9449 §7.1)
         for hook in self.compliance_hook["protected_request"]:
             url, send_headers, data = hook(url, send_headers, data)
         response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
+        if (token.dpop_key is not None and resource_nonce_challenge(url, response.status_code, response.headers)
+                and _replayable(data, kwargs)):  # RFC 9449 §9: the API wants a nonce in the proof; once
+            response.close()
+            send_headers.update(api_headers(token, method, url))
+            response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
         if _invalid_token(response) and _replayable(data, kwargs):
             renewed = ensure_token(self._holder, force=True, seen=token.access_token)
             response.close()
-            send_headers["Authorization"] = f"Bearer {renewed.access_token}"
+            send_headers.update(api_headers(renewed, method, url))
             response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
         return response
 
@@ -320,6 +330,13 @@ class Session(OAuth2Session):  # type: ignore[misc]
             else:
                 claims = {**info, **claims}
         return claims
+
+    def exchange(self, *, audience: str | None = None, scope: str | Sequence[str] | None = None,
+                 resource: str | None = None, name: str | None = None) -> Session:
+        """A Session for a downstream API by token exchange (RFC 8693), renewed by exchanging again."""
+        from ._exchanged import exchange_session
+
+        return exchange_session(self, audience=audience, scope=scope, resource=resource, name=name)
 
     def status(self) -> Any:
         """Who, scopes and expiry: a live widget in a notebook, a line of text elsewhere."""

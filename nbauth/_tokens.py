@@ -11,11 +11,14 @@ import dataclasses
 import enum
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _clock
 from ._errors import ProviderError
 from ._jwt import unverified_claims
+
+if TYPE_CHECKING:
+    from ._dpop import DPoPKey
 
 __all__ = ["Token", "TokenState", "parse_scope", "parse_token_response"]
 
@@ -55,6 +58,13 @@ class Token(Mapping[str, Any]):
     issued_at: float = dataclasses.field(default_factory=_clock.now)
     claims: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     refresh_expires_at: float | None = None
+    #: The DPoP key the token is bound to (RFC 9449); kept with the cache entry, never shown.
+    dpop_key: DPoPKey | None = None
+
+    @property
+    def sender_constrained(self) -> bool:
+        """True for a DPoP-bound token: it works only with proofs signed by this kernel's key (RFC 9449)."""
+        return self.token_type == "DPoP"
 
     # ---- expiry
     @property
@@ -114,6 +124,7 @@ class Token(Mapping[str, Any]):
             refresh_expires_at=new.refresh_expires_at
             if new.refresh_token
             else self.refresh_expires_at,
+            dpop_key=new.dpop_key or self.dpop_key,
         )
 
     def replace(self, **changes: Any) -> Token:
@@ -179,6 +190,7 @@ class Token(Mapping[str, Any]):
             "issued_at": self.issued_at,
             "claims": dict(self.claims),
             "refresh_expires_at": self.refresh_expires_at,
+            **({"dpop_jwk": self.dpop_key.private_jwk()} if self.dpop_key is not None else {}),
         }
 
     @classmethod
@@ -208,6 +220,14 @@ class Token(Mapping[str, Any]):
         if not isinstance(claims, dict):
             raise ValueError("claims")
         _check_header_safe(access)
+        dpop_key = None
+        if data.get("dpop_jwk") is not None:
+            from ._dpop import DPoPKey  # cryptography loads only for a DPoP entry
+
+            jwk = data["dpop_jwk"]
+            if not isinstance(jwk, dict):
+                raise ValueError("dpop_jwk")
+            dpop_key = DPoPKey.from_jwk(jwk)
         return cls(
             access_token=access,
             token_type=_normal_token_type(token_type),
@@ -218,6 +238,7 @@ class Token(Mapping[str, Any]):
             issued_at=opt_num("issued_at") or _clock.now(),
             claims=claims,
             refresh_expires_at=opt_num("refresh_expires_at"),
+            dpop_key=dpop_key,
         )
 
 
@@ -240,9 +261,13 @@ def parse_scope(value: Any, separator: str = " ") -> tuple[str, ...]:
 
 
 def _normal_token_type(value: str) -> str:
+    """Bearer (RFC 6750) or DPoP (RFC 9449 §5), in any case; anything else cannot be sent."""
+    if value.lower() == "dpop":
+        return "DPoP"
     if value.lower() != "bearer":
         raise ProviderError(
-            f"the provider issued a {value[:40]!r} token; nbauth only sends Bearer tokens (RFC 6750)"
+            f"the provider issued a {value[:40]!r} token; nbauth sends only Bearer (RFC 6750) and DPoP "
+            "(RFC 9449) tokens"
         )
     return "Bearer"
 

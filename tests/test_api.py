@@ -15,11 +15,12 @@ PKG = ROOT / "nbauth"
 #: design.md's layers; a module may import only from its own layer or those listed before it.
 LAYERS = [
     ("errors", {"_errors", "_clock", "_record"}),
-    ("tokens", {"_tokens", "_jwt"}),
-    ("grants", {"_grants", "_device"}),
-    ("providers", {"_providers", "_exchange", "_presets", "_transport", "_client_auth"}),
+    ("tokens", {"_tokens", "_jwt", "_dpop"}),
+    ("grants", {"_grants", "_device", "_token_exchange"}),
+    ("providers", {"_providers", "_exchange", "_presets", "_transport", "_client_auth", "_client_jwt",
+                   "_client_jwt_config", "_dpop_login"}),
     ("cache", {"_cache", "_store"}),
-    ("session", {"_session", "_sessions"}),
+    ("session", {"_session", "_sessions", "_exchanged"}),
     ("ui", {"_login", "_profiles", "_cli", "__main__", "ui", "httpx_auth", "__init__"}),
 ]
 

@@ -70,14 +70,21 @@ def test_missing_expires_in_opaque_token_is_unknown():
     assert t.expires_in is None
 
 
-@pytest.mark.parametrize("token_type", ["mac", "DPoP", "N_A", ""])
+@pytest.mark.parametrize("token_type", ["mac", "N_A", ""])
 def test_non_bearer_token_type_refused(token_type):
     body = {"access_token": "abc", "token_type": token_type}
     if token_type == "":
         assert parse(body).token_type == "Bearer"  # missing -> Bearer (Fusio consumer login)
         return
-    with pytest.raises(nbauth.ProviderError, match="only sends Bearer"):
+    with pytest.raises(nbauth.ProviderError, match="sends only Bearer"):
         parse(body)
+
+
+@pytest.mark.parametrize("token_type", ["DPoP", "dpop"])
+def test_dpop_token_type_accepted(token_type):
+    # RFC 9449 §5: a DPoP-bound token is token_type DPoP; it is sent with a proof, never as Bearer
+    t = parse({"access_token": "abc", "token_type": token_type})
+    assert t.token_type == "DPoP" and t.sender_constrained
 
 
 @pytest.mark.parametrize("value", [-5, "-5", "soon", float("nan"), float("inf"), True, [300], {"s": 1}])

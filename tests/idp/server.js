@@ -51,6 +51,9 @@ import { performance } from 'node:perf_hooks';
 import express from 'express';
 import Provider, { errors } from 'oidc-provider';
 
+// ---- issue 14 (JWT client auth, DPoP, token exchange): see protocols.js
+import * as protocols from './protocols.js';
+
 // ---------------------------------------------------------------- settings
 const env = process.env;
 const int = (name, dflt) => (env[name] === undefined || env[name] === '' ? dflt : Number.parseInt(env[name], 10));
@@ -228,6 +231,7 @@ const DEFAULT_CLIENTS = [
     response_types: ['code'], redirect_uris: LOOPBACK_CB,
   },
 ];
+DEFAULT_CLIENTS.push(...protocols.protocolClients(DEVICE_GRANT, PASSWORD_GRANT)); // issue 14
 const CLIENTS = env.IDP_CLIENTS_FILE ? JSON.parse(fs.readFileSync(env.IDP_CLIENTS_FILE, 'utf8')) : DEFAULT_CLIENTS;
 const CLIENT_TTLS = {
   'short-lived-client': { AccessToken: 3, IdToken: 3, RefreshToken: 6, DeviceCode: 4, AuthorizationCode: 3 },
@@ -307,6 +311,8 @@ async function getResourceServerInfo(ctx, resourceIndicator /* , client */) {
   if (resourceIndicator === API_RESOURCE) {
     return { scope: API_SCOPES, audience: API_RESOURCE, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
   }
+  const downstream = protocols.resourceServerInfo(resourceIndicator); // issue 14: token exchange target
+  if (downstream) return downstream;
   throw new errors.InvalidTarget();
 }
 
@@ -362,6 +368,7 @@ function createProvider(issuer) {
       revocation: { enabled: true },
       userinfo: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      dPoP: protocols.dpopFeature(), // issue 14: IDP_DPOP_NONCE
       registration: { enabled: bool('IDP_DCR', false) },
       resourceIndicators: {
         enabled: true,
@@ -409,6 +416,8 @@ function createProvider(issuer) {
     } else {
       at.scope = oidcScopes.join(' ') || undefined;
     }
+    const passwordRt = { jkt: undefined }; // issue 14: DPoP binding (RFC 9449 s5)
+    await protocols.bindDpop(provider, ctx, at, passwordRt);
     ctx.oidc.entity('AccessToken', at);
     const accessToken = await at.save();
     const allScopes = [...oidcScopes, ...rsScopes].join(' ');
@@ -418,6 +427,7 @@ function createProvider(issuer) {
     if (client.grantTypeAllowed('refresh_token') && (RT_ALWAYS || oidcScopes.includes('offline_access'))) {
       const rt = new provider.RefreshToken({
         accountId: u.sub, client, grantId, gty: PASSWORD_GRANT, scope: allScopes, resource, rotations: 0, authTime, amr: ['pwd'],
+        ...(passwordRt.jkt ? { jkt: passwordRt.jkt } : {}),
       });
       ctx.oidc.entity('RefreshToken', rt);
       body.refresh_token = await rt.save();
@@ -429,6 +439,10 @@ function createProvider(issuer) {
     }
     ctx.body = body;
   }, ['username', 'password', 'scope', 'resource'], ['resource']);
+
+  // ---- issue 14: RFC 8693 token exchange; IDP_DPOP_NONCE=loop
+  protocols.registerTokenExchange(provider, getResourceServerInfo, splitScope);
+  provider.use(protocols.dpopNonceLoop(ROUTES.token));
 
   // ---- RFC 8628 polling discipline: advertise `interval`, answer slow_down when polled too fast.
   const polls = new Map(); // device_code -> { last, interval }
@@ -600,6 +614,7 @@ function createApp(provider) {
   admin.post('/clock', (req, res) => { clockSkew = Number(req.body.skew ?? 0); res.json({ skew: clockSkew, now: epoch() }); });
   admin.post('/reset', (req, res) => { resetStorage(); STATS = {}; res.json({ reset: true }); });
   admin.get('/stats', (req, res) => res.json(STATS));
+  admin.get('/client-keys', (req, res) => res.json(protocols.clientKeys())); // issue 14: jwt-client's private JWKs
   admin.post('/device/:action', async (req, res, next) => {
     try {
       if (!['approve', 'deny'].includes(req.params.action)) return res.status(404).json({ error: 'unknown action' });

@@ -1,0 +1,41 @@
+"""Checking the issue-14 options of a Provider: ``private_key=``, ``dpop=``, ``resource=``.
+
+Kept apart from :mod:`nbauth._providers` so the options can be re-attached to the login
+pipeline as one call. Nothing here does I/O; the key is parsed at once so that a bad key
+fails where it was given, not at the first token request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ConfigurationError
+from ._token_exchange import resource_tuple
+
+if TYPE_CHECKING:
+    from ._client_jwt import ClientKey
+
+__all__ = ["client_options", "resource_tuple"]
+
+
+def client_options(private_key: Any, dpop: Any, resource: str | Sequence[str] | None, client_auth: str | None,
+                   ) -> tuple[ClientKey | None, bool, tuple[str, ...], str | None]:
+    """(the parsed key, dpop, resources, the client_auth a key implies) - or a ConfigurationError."""
+    if not isinstance(dpop, bool):
+        raise ConfigurationError("dpop must be True or False")
+    key: ClientKey | None = None
+    implied: str | None = None
+    if private_key is not None and private_key != "":
+        from ._client_jwt import load_private_key
+
+        key = load_private_key(private_key)
+        implied = "private_key_jwt"
+        if client_auth not in (None, "private_key_jwt"):
+            raise ConfigurationError(f"private_key= is for client_auth='private_key_jwt', not {client_auth!r}")
+    elif client_auth == "private_key_jwt" and os.environ.get("NBAUTH_PRIVATE_KEY"):
+        from ._client_jwt import load_private_key
+
+        key = load_private_key(os.environ["NBAUTH_PRIVATE_KEY"])
+    return key, dpop, resource_tuple(resource), implied
