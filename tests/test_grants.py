@@ -133,5 +133,5 @@ def test_client_auth_basic_without_secret_is_a_public_client():
 
 
 def test_unknown_client_auth_is_a_configuration_error():
-    with pytest.raises(nbauth.ConfigurationError, match="tls_client_auth.*private_key_jwt"):
+    with pytest.raises(nbauth.ConfigurationError, match=r"tls_client_auth.*private_key_jwt"):
         nbauth.Provider("https://idp.example/token", client_auth="tls_client_auth")

@@ -6,7 +6,9 @@
 // Settings (environment):
 //   IDP_DPOP_NONCE=1     every DPoP proof must carry a server nonce (use_dpop_nonce + DPoP-Nonce first)
 //   IDP_DPOP_NONCE=loop  a misbehaving server: every token request with a DPoP proof answers
-//                        use_dpop_nonce with a fresh nonce, forever (clients must give up)
+//                        use_dpop_nonce with a fresh nonce, forever (clients must give up); each such
+//                        answer counts `dpop_nonce_loop` in /_admin/stats
+//   IDP_DPOP=off        DPoP disabled: proofs are ignored and every token is Bearer
 //   IDP_EXCHANGE_AUDIENCES=urn:demo:downstream,urn:demo:api  targets a token exchange may ask for
 import crypto from 'node:crypto';
 
@@ -64,6 +66,7 @@ export function protocolClients(deviceGrant, passwordGrant) {
 }
 
 export function dpopFeature() {
+  if (/^(0|off|false|no)$/i.test(env.IDP_DPOP || '')) return { enabled: false }; // proofs ignored, Bearer tokens
   if (DPOP_NONCE === '1' || DPOP_NONCE === 'true' || DPOP_NONCE === 'on') {
     return { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => true };
   }
@@ -81,7 +84,8 @@ export function resourceServerInfo(resourceIndicator) {
 // Refresh tokens of public clients are bound too (RFC 9449 s5); a confidential client's are not.
 export async function bindDpop(provider, ctx, token, refreshToken) {
   const dPoP = await validateDpop(provider, ctx);
-  if (!dPoP && ctx.oidc.client.dpopBoundAccessTokens) throw new errors.InvalidGrant('DPoP proof JWT not provided');
+  // invalid_dpop_proof (as Keycloak answers), not oidc-provider's invalid_grant whose description is hidden
+  if (!dPoP && ctx.oidc.client.dpopBoundAccessTokens) throw new errors.InvalidDpopProof('DPoP proof JWT not provided');
   if (dPoP) {
     const unique = await provider.ReplayDetection.unique(ctx.oidc.client.clientId, dPoP.jti, Math.floor(Date.now() / 1000) + 300);
     if (!unique) throw new errors.InvalidGrant('DPoP proof JWT Replay detected');
@@ -134,9 +138,10 @@ export function registerTokenExchange(provider, getResourceServerInfo, splitScop
 }
 
 // IDP_DPOP_NONCE=loop: a server that never accepts a nonce (koa middleware, before the provider's routes)
-export function dpopNonceLoop(tokenPath) {
+export function dpopNonceLoop(tokenPath, count) {
   return async (ctx, next) => {
     if (DPOP_NONCE === 'loop' && ctx.method === 'POST' && ctx.path.toLowerCase().endsWith(tokenPath.toLowerCase()) && ctx.get('DPoP')) {
+      count('dpop_nonce_loop');
       ctx.status = 400;
       ctx.set('DPoP-Nonce', crypto.randomBytes(16).toString('base64url'));
       ctx.set('Cache-Control', 'no-store');
