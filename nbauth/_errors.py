@@ -15,6 +15,7 @@ reaches the caller::
     │   ├── ExpiredToken           expired_token: the device code expired (RFC 8628 §3.5)
     │   ├── AuthorizationPending   authorization_pending (RFC 8628 §3.5)
     │   ├── SlowDown               slow_down (RFC 8628 §3.5)
+    │   ├── InvalidTarget          invalid_target (RFC 8707 §2, RFC 8693 §2.2.2)
     │   ├── InvalidDPoPProof       invalid_dpop_proof (RFC 9449 §5)
     │   └── UseDPoPNonce           use_dpop_nonce, still after the bounded retries (RFC 9449 §8)
     ├── ProviderError            unreachable, TLS failure, timeout, or an answer that is not a
@@ -212,6 +213,12 @@ class SlowDown(OAuthError):
     hint = "The client polled too fast."
 
 
+class InvalidTarget(OAuthError):
+    code = "invalid_target"
+    hint = ("The server will not issue a token for that resource / audience (RFC 8707 §2, RFC 8693 §2.2.2): check "
+            "the name, and that this client may ask for it.")
+
+
 class InvalidDPoPProof(OAuthError):
     code = "invalid_dpop_proof"
     hint = ("The server refused the DPoP proof (RFC 9449 §5): check the clocks, or log in again with a new "
@@ -237,6 +244,7 @@ _BY_CODE: dict[str, type[OAuthError]] = {
         ExpiredToken,
         AuthorizationPending,
         SlowDown,
+        InvalidTarget,
         InvalidDPoPProof,
         UseDPoPNonce,
     )
