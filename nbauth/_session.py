@@ -77,6 +77,10 @@ def _renew(holder: Holder) -> Token:
             client_id, secret = None, None
         grant = ClientCredentials(client_id, secret, holder.key.scope.split() or None)
         return provider.fetch_token(grant.request(provider.scope_separator))
+    if holder.entry.login == "jupyterhub":  # issue 14: ask the hub again, never refresh its token
+        from ._hub import renew_from_hub
+
+        return renew_from_hub(holder)
     if holder.entry.login == "exchange":  # issue 14: exchange the parent's token again (RFC 8693)
         from ._exchanged import renew_exchanged
 

@@ -80,7 +80,7 @@ def _alive(holder_or_entry: Holder | Entry, provider: Provider | None) -> bool:
     token = entry.token
     if token.state() is not TokenState.EXPIRED or token.refreshable:
         return True
-    if entry.login == "exchange":  # issue 14: renewed from its parent session (RFC 8693)
+    if entry.login in ("exchange", "jupyterhub"):  # issue 14: renewed from the parent session / the hub
         return True
     return entry.login == "client_credentials" and provider is not None and bool(
         provider.client_secret or getattr(provider, "_private_key", None))

@@ -20,7 +20,7 @@ LAYERS = [
     ("providers", {"_providers", "_exchange", "_presets", "_transport", "_client_auth", "_client_jwt",
                    "_client_jwt_config", "_dpop_login"}),
     ("cache", {"_cache", "_store"}),
-    ("session", {"_session", "_sessions", "_exchanged"}),
+    ("session", {"_session", "_sessions", "_exchanged", "_hub"}),
     ("ui", {"_login", "_profiles", "_cli", "__main__", "ui", "httpx_auth", "__init__"}),
 ]
 

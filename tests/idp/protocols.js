@@ -9,6 +9,7 @@
 //                        use_dpop_nonce with a fresh nonce, forever (clients must give up); each such
 //                        answer counts `dpop_nonce_loop` in /_admin/stats
 //   IDP_DPOP=off        DPoP disabled: proofs are ignored and every token is Bearer
+//   IDP_HUB_REDIRECT_URIS=http://127.0.0.1:8000/hub/oauth_callback  redirect URIs of `hub-client` (JupyterHub)
 //   IDP_EXCHANGE_AUDIENCES=urn:demo:downstream,urn:demo:api  targets a token exchange may ask for
 import crypto from 'node:crypto';
 
@@ -57,6 +58,11 @@ export function protocolClients(deviceGrant, passwordGrant) {
       dpop_bound_access_tokens: true,
       grant_types: ['authorization_code', ...user], response_types: ['code'],
       redirect_uris: ['http://127.0.0.1/callback', 'http://localhost/callback'],
+    },
+    { // JupyterHub's GenericOAuthenticator (tests/hub): IDP_HUB_REDIRECT_URIS=<hub>/hub/oauth_callback,...
+      client_id: 'hub-client', client_secret: 'hub-secret', token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+      redirect_uris: (env.IDP_HUB_REDIRECT_URIS || 'http://127.0.0.1:8000/hub/oauth_callback').split(','),
     },
     { // RFC 8693: may exchange a subject token for a downstream API's token
       client_id: 'exchange-client', client_secret: 'exchange-secret', token_endpoint_auth_method: 'client_secret_basic',
