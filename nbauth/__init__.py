@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from . import _login  # registers the login backend with the providers layer
 from ._cache import CacheKey
+from ._chain import Explanation, explain
 from ._errors import (
     AccessDenied,
     AuthError,
@@ -70,6 +71,7 @@ __all__ = [
     "ConfigurationError",
     "Custom",
     "ExpiredToken",
+    "Explanation",
     "Fusio",
     "IdentityServer",
     "InsecureTLSWarning",
@@ -98,6 +100,7 @@ __all__ = [
     "UnsupportedGrantType",
     "UseDPoPNonce",
     "VerificationError",
+    "explain",
     "login",
     "parse_implicit_response",
     "pkce_pair",

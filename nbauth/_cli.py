@@ -311,6 +311,13 @@ def cmd_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from ._chain import explain  # issue 14: the credential chain
+
+    print(explain(args.profile), flush=True)
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nbauth", description=_HELP, epilog=_EPILOG,
@@ -355,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("logout", cmd_logout, "revoke and forget a session (or --all: wipe the cache)")
     p.add_argument("name", nargs="?", metavar="NAME")
     p.add_argument("--all", action="store_true", help="every session: revoke what can be, wipe the cache")
+
+    p = command("explain", cmd_explain, "say where `nbauth login PROFILE` would find credentials, and why")
+    p.add_argument("profile", nargs="?", metavar="PROFILE")
 
     p = command("secret", cmd_secret, "store a profile's client secret in the OS keyring (from stdin/getpass)")
     p.add_argument("profile", metavar="PROFILE")

@@ -21,8 +21,13 @@ __all__ = ["client_options", "resource_tuple"]
 
 
 def client_options(private_key: Any, dpop: Any, resource: str | Sequence[str] | None, client_auth: str | None,
+                   client_id: str | None = None, client_secret: str | None = None,
                    ) -> tuple[ClientKey | None, bool, tuple[str, ...], str | None]:
-    """(the parsed key, dpop, resources, the client_auth a key implies) - or a ConfigurationError."""
+    """(the parsed key, dpop, resources, the client_auth a key implies) - or a ConfigurationError.
+
+    ``NBAUTH_PRIVATE_KEY`` is the key of the client ``NBAUTH_CLIENT_ID`` (design.md, the chain's
+    link 2): a provider for that client without a secret takes it and ``private_key_jwt``.
+    """
     if not isinstance(dpop, bool):
         raise ConfigurationError("dpop must be True or False")
     key: ClientKey | None = None
@@ -34,8 +39,12 @@ def client_options(private_key: Any, dpop: Any, resource: str | Sequence[str] | 
         implied = "private_key_jwt"
         if client_auth not in (None, "private_key_jwt"):
             raise ConfigurationError(f"private_key= is for client_auth='private_key_jwt', not {client_auth!r}")
-    elif client_auth == "private_key_jwt" and os.environ.get("NBAUTH_PRIVATE_KEY"):
+    elif os.environ.get("NBAUTH_PRIVATE_KEY") and (
+            client_auth == "private_key_jwt"
+            or (client_auth is None and not client_secret and client_id
+                and client_id == os.environ.get("NBAUTH_CLIENT_ID"))):
         from ._client_jwt import load_private_key
 
         key = load_private_key(os.environ["NBAUTH_PRIVATE_KEY"])
+        implied = "private_key_jwt"
     return key, dpop, resource_tuple(resource), implied

@@ -50,7 +50,8 @@ PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _LOCATION_KEYS = ("server_url", "base_url", "realm", "issuer")
 #: profile keys handed to the Provider as they are
 _PROVIDER_KEYS = frozenset({*ENDPOINTS, "client_auth", "request_format", "scope_separator",
-                            "client_token_for_user_grants", "verify", "timeout", "refresh_leeway", "proxies"})
+                            "client_token_for_user_grants", "verify", "timeout", "refresh_leeway", "proxies",
+                            "private_key", "dpop", "resource"})  # the last three: issue 14
 _KEYS = frozenset({*_PROVIDER_KEYS, *_LOCATION_KEYS, "preset", "client_id", "client_secret", "flow", "username",
                    "scope"})
 
@@ -193,7 +194,8 @@ def _check(name: str, raw: Any, where: str) -> dict[str, Any]:
                                      f"{', '.join(sorted(_KEYS))}")
         ok = {
             "scope": isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)),
-            "client_token_for_user_grants": isinstance(value, bool),
+            "client_token_for_user_grants": isinstance(value, bool), "dpop": isinstance(value, bool),
+            "resource": isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)),
             "verify": isinstance(value, (bool, str)),
             "timeout": isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
             "refresh_leeway": isinstance(value, (int, float)) and not isinstance(value, bool),
@@ -356,7 +358,7 @@ def run_flow(provider: Provider, flow: str, scope: Any, force: bool, profile: Pr
 
 
 def _client_credentials(provider: Provider, scope: Any, force: bool, profile: Profile) -> Session:
-    if not provider.client_secret:
+    if not (provider.client_secret or provider._private_key):
         raise LoginRequired(
             f"profile {profile.name!r} wants client credentials but no client secret was found: set "
             "NBAUTH_CLIENT_SECRET (and NBAUTH_CLIENT_ID for another client), store it with "
@@ -394,9 +396,15 @@ def login(name: str | None = None, *, force: bool = False, scope: str | list[str
     chosen = flow or profile.flow
     service = chosen == "client_credentials" or not prompt
     provider = provider_for(profile, service=service)
+    if flow is None and not force and not (provider.client_secret or provider._private_key):
+        from ._chain import federated_login, hub_link  # issue 14: links 3 and 4 of the chain
+
+        chained = federated_login(provider) or hub_link(provider)
+        if chained is not None:
+            return _named(chained, profile.name)
     if prompt or chosen == "client_credentials":
         return _named(run_flow(provider, chosen or default_flow(provider), scope, force, profile), profile.name)
-    if provider.client_secret:
+    if provider.client_secret or provider._private_key:
         return _named(_client_credentials(provider, scope, force, profile), profile.name)
     if not force:
         requested = scope if scope is not None else provider.scope

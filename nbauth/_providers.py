@@ -25,6 +25,7 @@ from ._transport import DEFAULT_TIMEOUT, Transport, require_secure
 
 if TYPE_CHECKING:
     from ._session import Session
+    from ._token_exchange import TokenExchange
 
 __all__ = ["LoginBackend", "Provider", "set_login_backend"]
 
@@ -128,7 +129,7 @@ class Provider(Exchange):
         from ._client_jwt_config import client_options
 
         self._private_key, self.dpop, self.resource, jwt_auth = client_options(private_key, dpop, resource,
-                                                                               client_auth)
+                                                                               client_auth, client_id, client_secret)
         default_auth = jwt_auth or ("client_secret_post" if client_token_for_user_grants else "client_secret_basic")
         self.client_auth = check_client_auth(client_auth or default_auth)
         if request_format not in ("form", "json"):
@@ -208,7 +209,7 @@ class Provider(Exchange):
             raise ConfigurationError("import nbauth to log in")
         return _backend
 
-    def get_token(self, grant: Grant | str, params: Mapping[str, str] | None = None, *,
+    def get_token(self, grant: Grant | TokenExchange | str, params: Mapping[str, str] | None = None, *,
                   force: bool = False) -> Session:
         """Get a token with any grant, or ``get_token(endpoint, params)`` (seed 000's custom call)."""
         if isinstance(grant, str):

@@ -21,7 +21,7 @@ LAYERS = [
                    "_client_jwt_config", "_dpop_login"}),
     ("cache", {"_cache", "_store"}),
     ("session", {"_session", "_sessions", "_exchanged", "_hub"}),
-    ("ui", {"_login", "_profiles", "_cli", "__main__", "ui", "httpx_auth", "__init__"}),
+    ("ui", {"_login", "_profiles", "_chain", "_cli", "__main__", "ui", "httpx_auth", "__init__"}),
 ]
 
 

@@ -138,3 +138,19 @@ def test_renewal_asks_the_hub_which_refreshes_at_the_idp(on_hub, monkeypatch):
     assert r.status_code == 200
     assert s.token.access_token != first and s.token.refresh_token is None
     assert idp.stats().get("token:refresh_token:200") == 1  # the hub's own refresh, once
+
+
+def test_login_takes_the_hub_link_and_explain_says_so(on_hub, nbauth_env, idp):
+    from test_chain import write_profile
+
+    hub_idp, enter = on_hub
+    enter()
+    write_profile(hub_idp, nbauth_env)
+    answer = nbauth.explain("demo")
+    assert answer.chosen == "jupyterhub", str(answer)
+    s = nbauth.login("demo")
+    assert s.holder.entry.login == "jupyterhub" and s.user == "alice"
+    write_profile(idp, nbauth_env)  # the same profile name, for another issuer: the hub's tokens are not for it
+    skipped = nbauth.explain("demo")
+    row = next(r for r in skipped.links if r[0] == "jupyterhub")
+    assert not row[1] and ("another issuer" in row[2] or "JWKS" in row[2])

@@ -1,0 +1,85 @@
+"""The credential chain: ``nbauth.explain(profile)`` / ``nbauth explain PROFILE`` and the links that
+``nbauth.login(profile)`` takes (environment with a private key, cache, none), against the loopback IdP.
+The JupyterHub link is in tests/test_hub.py (it needs a real hub)."""
+
+import os
+import subprocess
+import sys
+import time
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+
+import nbauth
+
+CHAIN_VARS = ("NBAUTH_CLIENT_ID", "NBAUTH_CLIENT_SECRET", "NBAUTH_PRIVATE_KEY", "NBAUTH_FEDERATED_TOKEN_FILE",
+              "JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER", "NBAUTH_UI")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in CHAIN_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def write_profile(idp, nbauth_env, client_id="public-client"):
+    nbauth_env.config_path.write_text(
+        f'[demo]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\nclient_id = "{client_id}"\n'
+        'client_auth = "none"\nscope = "openid profile"\nflow = "device"\n')
+    os.chmod(nbauth_env.config_path, 0o600)
+
+
+def _pem(idp):
+    jwk = next(k for k in requests.get(f"{idp.admin_url}/client-keys", timeout=10).json()["keys"] if k["kty"] == "EC")
+    key = jwt.PyJWK.from_dict(jwk).key
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def test_nothing_applies_quickly_and_says_why(idp, nbauth_env):
+    write_profile(idp, nbauth_env)
+    start = time.perf_counter()
+    answer = nbauth.explain("demo")
+    assert time.perf_counter() - start < 1.0
+    assert answer.chosen is None
+    names = [name for name, _, _ in answer.links]
+    assert names == ["arguments", "environment", "federated token file", "jupyterhub", "cache", "interactive"]
+    assert all(not applies for _, applies, _ in answer.links)
+    text = str(answer)
+    assert "LoginRequired" in text and "not on a JupyterHub" in text and "NBAUTH_CLIENT_ID is not set" in text
+    assert idp.stats() == {}  # no token request, nothing sent to the IdP at all
+    with pytest.raises(nbauth.LoginRequired):
+        nbauth.login("demo")
+
+
+def test_environment_with_a_private_key_wins_and_logs_in_unattended(idp, nbauth_env, monkeypatch):
+    write_profile(idp, nbauth_env)
+    pem = _pem(idp)
+    monkeypatch.setenv("NBAUTH_CLIENT_ID", "jwt-client")
+    monkeypatch.setenv("NBAUTH_PRIVATE_KEY", pem)
+    answer = nbauth.explain("demo")
+    assert answer.chosen == "environment" and "private_key_jwt" in str(answer)
+    assert pem.splitlines()[1] not in str(answer)
+    s = nbauth.login("demo")
+    assert s.key.client_id == "jwt-client" and s.provider.client_auth == "private_key_jwt"
+    assert idp.stats().get("token:client_credentials:200") == 1
+
+
+def test_a_cached_session_is_the_cache_link(idp, nbauth_env):
+    write_profile(idp, nbauth_env)
+    p = nbauth.Keycloak(idp.origin, "demo", client_id="public-client", client_auth="none")
+    p.get_token_by_password("alice", "alice-password", scope="openid profile")
+    answer = nbauth.explain("demo")
+    assert answer.chosen == "cache" and "alice" in str(answer)
+    assert nbauth.login("demo").user == "alice"
+
+
+def test_the_cli_explains(idp, nbauth_env):
+    write_profile(idp, nbauth_env)
+    env = {k: v for k, v in os.environ.items() if k not in CHAIN_VARS}
+    out = subprocess.run([sys.executable, "-m", "nbauth", "explain", "demo"], env=env, capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    assert "no link applies" in out.stdout and "jupyterhub" in out.stdout
