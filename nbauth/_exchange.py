@@ -211,6 +211,7 @@ class Exchange:
 
         flow = _device.device_flow(client_id=self.client_id, scope=scope if scope is not None else self.scope,
                                    scope_separator=self.scope_separator, monotonic=_clock.monotonic)
+        dpop_key = self._new_dpop_key()  # issue 14: every poll carries a proof with one key (RFC 9449 §5)
         reply: Any = None
         last: tuple[HttpReply, TokenRequest] | None = None
         try:
@@ -220,14 +221,15 @@ class Exchange:
                 if isinstance(step, _device.DeviceStart):
                     reply = self._device_start(step)
                 elif isinstance(step, _device.DevicePoll):
-                    reply, http = self._device_poll(step)
+                    reply, http = self._device_poll(step, dpop_key)
                     last = (http, step.request) if http is not None else last
                 else:
                     yield step
         except StopIteration as done:
             if last is None:  # pragma: no cover - the generator only returns after a poll
                 raise ProviderError("the device flow ended without a token") from None
-            return self.token_from_body(done.value, last[1], last[0])
+            token = self.token_from_body(done.value, last[1], last[0])
+            return token.replace(dpop_key=dpop_key) if token.token_type == "DPoP" else token
 
     def _device_start(self, step: _device.DeviceStart) -> _device.Reply:
         from . import _device
@@ -243,11 +245,19 @@ class Exchange:
         except ProviderError as exc:
             return _device.Reply(0, None, exc)
 
-    def _device_poll(self, step: _device.DevicePoll) -> tuple[_device.Reply, HttpReply | None]:
+    def _new_dpop_key(self) -> DPoPKey | None:
+        if not self.dpop:
+            return None
+        from ._dpop import DPoPKey
+
+        return DPoPKey.generate()
+
+    def _device_poll(self, step: _device.DevicePoll, dpop_key: DPoPKey | None = None,
+                     ) -> tuple[_device.Reply, HttpReply | None]:
         from . import _device
 
         try:
-            reply = self.send_token_request(step.request)
+            reply = self.send_token_request(step.request, dpop_key=dpop_key)
         except ProviderError as exc:
             return _device.Reply(0, None, exc), None
         try:

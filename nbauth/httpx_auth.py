@@ -84,7 +84,9 @@ class SessionAuth(httpx.Auth):
     @staticmethod
     def _authorize(request: httpx.Request, token: Token) -> None:
         _check_origin(str(request.url))  # a token only goes over https, or http on loopback
-        request.headers["Authorization"] = f"Bearer {token.access_token}"
+        from ._dpop import api_headers  # Bearer, or DPoP + a proof for this request (RFC 9449 §7.1)
+
+        request.headers.update(api_headers(token, request.method, str(request.url)))
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.token()

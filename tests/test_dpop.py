@@ -129,3 +129,23 @@ def test_dpop_key_round_trip_and_no_pickle():
         __import__("pickle").dumps(key)
     with pytest.raises(ValueError, match="dpop_jwk"):
         DPoPKey.from_jwk({"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"})
+
+
+def test_a_device_login_polls_with_proofs_and_gets_a_bound_token(idp_factory, monkeypatch):
+    auto = idp_factory(IDP_DEVICE_AUTO_APPROVE="alice", IDP_DEVICE_AUTO_APPROVE_DELAY=1)
+    monkeypatch.setenv("NBAUTH_UI", "text")
+    p = nbauth.Keycloak(auto.origin, "demo", client_id="dpop-client", client_auth="none", dpop=True)
+    s = p.device_login(scope="openid profile")
+    assert s.token.token_type == "DPoP" and s.token.dpop_key is not None
+    assert s.get(auto.endpoint("userinfo_endpoint")).status_code == 200
+    assert s.refresh().dpop_key == s.token.dpop_key
+
+
+def test_httpx_auth_sends_dpop_proofs(idp):
+    import httpx
+
+    from nbauth.httpx_auth import SessionAuth
+
+    s = _login(idp, dpop=True)
+    r = httpx.get(idp.endpoint("userinfo_endpoint"), auth=SessionAuth(s), timeout=10)
+    assert r.status_code == 200 and r.request.headers["Authorization"].startswith("DPoP ")
