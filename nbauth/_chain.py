@@ -27,7 +27,7 @@ from ._grants import scope_items
 from ._profiles import Profile, get_profile, has_frontend, provider_for
 from ._providers import Provider
 
-__all__ = ["Explanation", "explain", "federated_login", "hub_link"]
+__all__ = ["Explanation", "chain_links", "explain", "federated_login", "hub_link"]
 
 FEDERATED_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 
@@ -123,6 +123,13 @@ def explain(name: str | None = None, *, scope: str | list[str] | None = None,
     return Explanation(profile.name, links)
 
 
+def chain_links(provider: Provider) -> Any:
+    """Links 3 and 4 for ``login``, unless link 2 (the environment's client credentials) applies."""
+    if _environment(os.environ)[0]:
+        return None
+    return federated_login(provider) or hub_link(provider)
+
+
 def hub_link(provider: Provider) -> Any:
     """The JupyterHub link for ``login``: a Session from auth_state, or None when it does not apply."""
     from ._hub import hub_config, hub_login
@@ -144,4 +151,6 @@ def federated_login(provider: Provider, env: Mapping[str, str] | None = None) ->
     from ._token_exchange import TokenExchange
 
     subject = Path(env["NBAUTH_FEDERATED_TOKEN_FILE"]).read_text(encoding="ascii", errors="replace").strip()
-    return provider.get_token(TokenExchange(subject, FEDERATED_TOKEN_TYPE, scope=provider.scope), force=True)
+    resource = provider.resource[0] if provider.resource else None
+    return provider.get_token(TokenExchange(subject, FEDERATED_TOKEN_TYPE, scope=provider.scope, resource=resource),
+                              force=True)

@@ -396,10 +396,10 @@ def login(name: str | None = None, *, force: bool = False, scope: str | list[str
     chosen = flow or profile.flow
     service = chosen == "client_credentials" or not prompt
     provider = provider_for(profile, service=service)
-    if flow is None and not force and not (provider.client_secret or provider._private_key):
-        from ._chain import federated_login, hub_link  # issue 14: links 3 and 4 of the chain
+    if flow is None and not force:
+        from ._chain import chain_links  # issue 14: links 3 and 4 of the chain
 
-        chained = federated_login(provider) or hub_link(provider)
+        chained = chain_links(provider)
         if chained is not None:
             return _named(chained, profile.name)
     if prompt or chosen == "client_credentials":

@@ -83,3 +83,26 @@ def test_the_cli_explains(idp, nbauth_env):
                          text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stderr
     assert "no link applies" in out.stdout and "jupyterhub" in out.stdout
+
+
+def test_a_federated_token_file_is_exchanged(idp, nbauth_env, monkeypatch, tmp_path):
+    # the federation's token (a Kubernetes service-account token, say): here a JWT this IdP signed and trusts
+    federated = idp.password_token("public-client", "alice", scope="openid")["id_token"]
+    token_file = tmp_path / "token"
+    token_file.write_text(federated + "\n")
+    nbauth_env.config_path.write_text(
+        f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\nclient_id = "exchange-client"\n'
+        'client_secret = "exchange-secret"\nresource = "urn:demo:downstream"\n')
+    os.chmod(nbauth_env.config_path, 0o600)
+    monkeypatch.setenv("NBAUTH_FEDERATED_TOKEN_FILE", str(token_file))
+    answer = nbauth.explain("svc")
+    assert answer.chosen == "federated token file"
+    assert federated not in str(answer)
+    s = nbauth.login("svc")
+    claims = jwt.decode(s.token.access_token, options={"verify_signature": False})
+    assert claims["aud"] == "urn:demo:downstream" and claims["sub"] == jwt.decode(
+        federated, options={"verify_signature": False})["sub"]
+    assert idp.stats().get("token:urn:ietf:params:oauth:grant-type:token-exchange:200") == 1
+    token_file.write_text("not-a-jwt")
+    with pytest.raises(nbauth.InvalidGrant):
+        nbauth.login("svc", force=False)

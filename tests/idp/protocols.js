@@ -13,12 +13,33 @@
 //   IDP_EXCHANGE_AUDIENCES=urn:demo:downstream,urn:demo:api  targets a token exchange may ask for
 import crypto from 'node:crypto';
 
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import { errors } from 'oidc-provider';
 import validateDpop from 'oidc-provider/lib/helpers/validate_dpop.js';
 
 const env = process.env;
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+let signingJwks;
+export function keepJwks(jwks) { // the IdP's own signing keys, public half
+  signingJwks = createLocalJWKSet({ keys: jwks.keys.map(({ d, p, q, dp, dq, qi, ...pub }) => pub) }); // eslint-disable-line no-unused-vars
+  return jwks;
+}
+
+// RFC 8693 subject_token_type jwt (a "federated" token, like a Kubernetes service-account token): here a
+// JWT signed by this IdP (an id_token or a JWT access token) stands for the federation's trusted issuer.
+async function federatedSubject(provider, client, token) {
+  let payload;
+  try {
+    ({ payload } = await jwtVerify(token, signingJwks, { issuer: provider.issuer }));
+  } catch (err) {
+    throw new errors.InvalidGrant(`subject_token is not a valid JWT of a trusted issuer (${err.code ?? err.message})`);
+  }
+  if (!payload.sub) throw new errors.InvalidGrant('subject_token has no sub');
+  const grant = new provider.Grant({ accountId: payload.sub, clientId: client.clientId });
+  return { accountId: payload.sub, grantId: await grant.save(), clientId: payload.azp ?? payload.client_id, grant };
+}
 export const DOWNSTREAM_RESOURCE = 'urn:demo:downstream';
 const DPOP_NONCE = (env.IDP_DPOP_NONCE || '').toLowerCase();
 const EXCHANGE_AUDIENCES = (env.IDP_EXCHANGE_AUDIENCES || `${DOWNSTREAM_RESOURCE},urn:demo:api`)
@@ -112,13 +133,15 @@ export function registerTokenExchange(provider, getResourceServerInfo, splitScop
     if (!params.subject_token || !params.subject_token_type) {
       throw new errors.InvalidRequest('missing required parameter(s) (subject_token, subject_token_type)');
     }
-    if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
-      throw new errors.InvalidRequest(`unsupported subject_token_type (only ${ACCESS_TOKEN_TYPE})`);
+    if (![ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE].includes(params.subject_token_type)) {
+      throw new errors.InvalidRequest(`unsupported subject_token_type (${ACCESS_TOKEN_TYPE} or ${JWT_TOKEN_TYPE})`);
     }
     if (params.requested_token_type && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
       throw new errors.InvalidRequest('unsupported requested_token_type');
     }
-    const subject = await findSubject(provider, params.subject_token);
+    const federated = params.subject_token_type === JWT_TOKEN_TYPE;
+    const subject = federated ? await federatedSubject(provider, client, params.subject_token)
+      : await findSubject(provider, params.subject_token);
     if (!subject || subject.isExpired) throw new errors.InvalidGrant('subject_token is invalid or expired');
     const targets = [params.resource, params.audience].flat().filter(Boolean);
     if (targets.length > 1 && new Set(targets).size > 1) throw new errors.InvalidTarget('only one target (resource / audience) is supported');
@@ -127,6 +150,7 @@ export function registerTokenExchange(provider, getResourceServerInfo, splitScop
     const rs = new provider.ResourceServer(target, await getResourceServerInfo(ctx, target, client));
     const requested = splitScope(params.scope);
     const scope = (requested.length ? requested : [...rs.scopes]).filter((s) => rs.scopes.has(s));
+    if (federated) { subject.grant.addResourceScope(target, scope.join(' ')); await subject.grant.save(); }
     const at = new provider.AccessToken({
       accountId: subject.accountId, client, grantId: subject.grantId, gty: TOKEN_EXCHANGE,
       extra: { act: { sub: client.clientId }, subject_client: subject.clientId },

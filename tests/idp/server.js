@@ -346,7 +346,7 @@ function createProvider(issuer) {
   const provider = new Provider(issuer, {
     adapter: TestAdapter,
     clients: CLIENTS,
-    jwks: loadJwks(),
+    jwks: protocols.keepJwks(loadJwks()), // issue 14: the public half verifies federated subject tokens
     cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
     findAccount: async (ctx, sub) => { const u = userBySub.get(sub); return u && account(u); },
     claims: {
