@@ -149,3 +149,15 @@ def test_httpx_auth_sends_dpop_proofs(idp):
     s = _login(idp, dpop=True)
     r = httpx.get(idp.endpoint("userinfo_endpoint"), auth=SessionAuth(s), timeout=10)
     assert r.status_code == 200 and r.request.headers["Authorization"].startswith("DPoP ")
+
+
+def test_the_dpop_key_and_token_stay_out_of_reprs_and_logs(idp, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    s = _login(idp, dpop=True)
+    s.refresh()
+    d = s.token.dpop_key.private_jwk()["d"]
+    shown = " ".join([repr(s), repr(s.token), str(s.token), repr(s.token.dpop_key), str(nbauth.sessions()),
+                      caplog.text])
+    assert d not in shown and s.token.access_token not in shown

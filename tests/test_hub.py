@@ -154,3 +154,15 @@ def test_login_takes_the_hub_link_and_explain_says_so(on_hub, nbauth_env, idp):
     skipped = nbauth.explain("demo")
     row = next(r for r in skipped.links if r[0] == "jupyterhub")
     assert not row[1] and ("another issuer" in row[2] or "JWKS" in row[2])
+
+
+def test_the_hub_token_stays_out_of_reprs_and_errors(on_hub, monkeypatch):
+    idp, enter = on_hub
+    hub = enter()
+    token = hub.kernel_env()["JUPYTERHUB_API_TOKEN"]
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", token)
+    assert token not in repr(_hub.hub_config())
+    monkeypatch.setenv("JUPYTERHUB_USER", "nobody")
+    with pytest.raises(nbauth.AuthError) as info:
+        _hub.hub_login(_provider(idp))
+    assert token not in str(info.value)
