@@ -128,7 +128,7 @@ def nbauth_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NbauthEnv:
     env = NbauthEnv(cache_dir=tmp_path / "nbauth-cache", config_path=tmp_path / "nbauth-config.toml")
     monkeypatch.setenv("NBAUTH_CACHE_DIR", str(env.cache_dir))
     monkeypatch.setenv("NBAUTH_CONFIG", str(env.config_path))
-    for name in ("NBAUTH_CACHE", "NBAUTH_CLIENT_ID", "NBAUTH_CLIENT_SECRET"):
+    for name in ("NBAUTH_CACHE", "NBAUTH_CLIENT_ID", "NBAUTH_CLIENT_SECRET", "NBAUTH_ISSUER"):
         monkeypatch.delenv(name, raising=False)
     return env
 
@@ -136,12 +136,12 @@ def nbauth_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NbauthEnv:
 @pytest.fixture(autouse=True)
 def _fresh_kernel() -> Iterator[None]:
     """Each test starts like a new kernel: no live sessions, no discovery cache."""
-    from nbauth import _cache, _presets
+    from nbauth import _discovery, _registry
 
-    _cache.clear_registry()
-    _presets._discovered.clear()
+    _registry.clear_registry()
+    _discovery.clear_cache()
     yield
-    _cache.clear_registry()
+    _registry.clear_registry()
 
 
 # ------------------------------------------------------------------------------ stand-in servers
