@@ -100,7 +100,8 @@ def login(provider: Any, intent: Intent, obtain: Callable[[], Token], *, force: 
 
 
 def _intent_of(provider: Any, request: TokenRequest) -> Intent:
-    kind = _KIND_BY_GRANT.get(request.params.get("grant_type", ""), "custom")
+    # a request to an endpoint of its own is a custom login: never answered from another's entry
+    kind = "custom" if request.endpoint else _KIND_BY_GRANT.get(request.params.get("grant_type", ""), "custom")
     client_id = request.client_id or provider.client_id
     proof = None
     if kind == "password":

@@ -6,22 +6,25 @@ fallbacks saved in the notebook. Only names, scopes and times are shown - never 
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from .._errors import AuthError
+from .._record import Record
 from .._session import Session
 from . import _style
 
 __all__ = ["StatusReport", "Who", "expiry_line", "who_of"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Who:
+class Who(Record):
     """Who is signed in: the short user name and, when known, the full name."""
 
+    __slots__ = ("name", "user")
     user: str | None
-    name: str | None = None
+    name: str | None
+
+    def __init__(self, user: str | None, name: str | None = None) -> None:
+        self._set(user=user, name=name)
 
     def __str__(self) -> str:
         if self.user and self.name and self.name != self.user:
