@@ -269,6 +269,30 @@ class Session(OAuth2Session):  # type: ignore[misc]
             response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
         return response
 
+    # ---- data tools (nbauth.fs, nbauth.duckdb; imported lazily: fsspec and aiohttp are the [data] extra)
+    def fresh_token(self, *, force: bool = False, seen: str | None = None) -> Token:
+        """A token fit to send now (RFC 6750 §2.1), renewed first when due; single flight.
+
+        ``force`` renews even a fresh token (after a 401, RFC 6750 §3.1); ``seen`` is the token
+        the caller sent, so a caller that lost the race takes the winner's token. A logged-out
+        session raises :class:`nbauth.LoginRequired`, also while its last token is still fresh.
+        """
+        if self.holder.logged_out:
+            raise LoginRequired(f"the session {self.name!r} was logged out: {relogin_hint(self.holder.entry)}")
+        return ensure_token(self.holder, force=force, seen=seen)
+
+    def filesystem(self, **kwargs: Any) -> Any:
+        """An fsspec HTTP filesystem sending this session's fresh token on every request (``nbauth.fs``)."""
+        from .fs import SessionFileSystem
+
+        return SessionFileSystem(self, **kwargs)
+
+    def storage_options(self, **kwargs: Any) -> dict[str, Any]:
+        """The fsspec options giving a stock HTTP filesystem the same tokens (dask, ``fsspec.open``)."""
+        from .fs import storage_options
+
+        return storage_options(self, **kwargs)
+
     # ---- lifecycle
     def refresh(self) -> Token:
         """Renew the token now (refresh grant, or client credentials again) and return it."""
