@@ -18,8 +18,10 @@ is ``FileNotFoundError``. Requires ``pip install "nbauth[data]"`` (fsspec, aioht
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import email.utils
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
     from ._session import Session
 
 __all__ = ["SessionFileSystem", "storage_options"]
+
+#: Seconds a ``modified()`` answer is reused (DuckDB asks for every file several times per query).
+MODIFIED_TTL = 10.0
 
 
 def _with_auth(auth: BearerMiddleware, client_kwargs: dict[str, Any] | None) -> dict[str, Any]:
@@ -69,6 +74,7 @@ class SessionFileSystem(HTTPFileSystem):  # type: ignore[misc]
 
     def __init__(self, session: Session, *, prefix: str | Iterable[str] | None = None, **kwargs: Any) -> None:
         self.auth = BearerMiddleware(session, normalise_prefixes(prefix))
+        self._modified: dict[str, tuple[float, datetime.datetime]] = {}
         kwargs["client_kwargs"] = _with_auth(self.auth, kwargs.get("client_kwargs"))
         super().__init__(**kwargs)
 
@@ -116,14 +122,23 @@ class SessionFileSystem(HTTPFileSystem):  # type: ignore[misc]
         return True
 
     def modified(self, path: str) -> datetime.datetime:
-        """The ``Last-Modified`` time of ``path`` (RFC 9110 §8.8.2); DuckDB's fsspec bridge asks for it."""
+        """The ``Last-Modified`` time of ``path`` (RFC 9110 §8.8.2); DuckDB's fsspec bridge asks for it.
+
+        DuckDB asks many times per query: an answer is reused for ``MODIFIED_TTL`` seconds.
+        """
+        now = time.monotonic()
+        known = self._modified.get(path)
+        if known is not None and now - known[0] < MODIFIED_TTL:
+            return known[1]
+        when = datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc)
         stamp = self.info(path).get("Last-Modified")
         if stamp:
-            try:
-                return email.utils.parsedate_to_datetime(stamp)
-            except (TypeError, ValueError):
-                pass
-        return datetime.datetime.fromtimestamp(0, tz=datetime.timezone.utc)
+            with contextlib.suppress(TypeError, ValueError):
+                when = email.utils.parsedate_to_datetime(stamp)
+        if len(self._modified) > 4096:
+            self._modified.clear()
+        self._modified[path] = (now, when)
+        return when
 
 
 def _rebuild(session: Session, prefix: tuple[str, ...] | None, options: dict[str, Any]) -> SessionFileSystem:
