@@ -191,8 +191,8 @@ def write(text: str, target: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.data", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--rows", type=int, default=700_000)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args(argv)
     started = time.monotonic()
