@@ -50,6 +50,12 @@ def normalise_prefixes(prefix: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _under(url: str, prefix: str) -> bool:
+    """``url`` is ``prefix`` or below it, by whole path segments (``/data`` does not cover ``/database``)."""
+    base = prefix if prefix.endswith("/") else prefix + "/"
+    return url.startswith(base) or url == base.rstrip("/")
+
+
 def _challenge_says_bad_token(response: ClientResponse) -> bool:
     """A 401 whose ``WWW-Authenticate`` names ``invalid_token`` or no error code (RFC 6750 §3.1)."""
     challenge = response.headers.get("WWW-Authenticate", "")
@@ -88,7 +94,7 @@ class BearerMiddleware:
         scheme, _, rest = url.partition("://")
         host, slash, path = rest.partition("/")
         canonical = f"{scheme.lower()}://{host.lower()}{slash}{path}"
-        if not any(canonical.startswith(p) for p in self.prefixes):
+        if not any(_under(canonical, p) for p in self.prefixes):
             raise ConfigurationError(
                 f"{url} is outside the URLs this filesystem sends the session {self.session.name!r}'s token to "
                 f"({', '.join(self.prefixes)}): use a URL under that prefix, or make a filesystem for this API "
