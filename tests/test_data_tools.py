@@ -156,6 +156,31 @@ def test_every_reader_outlives_several_tokens(data_idp, data_server, urls, frame
             f"the reads of {where} used tokens renewed mid-read"
 
 
+def test_concurrent_reads_on_a_stale_token_share_one_refresh(data_idp, data_server, urls):
+    """32 ranged reads in flight at once on the event loop, plus 4 threads: one refresh (single flight)."""
+    api = login(data_idp)
+    fs = api.filesystem()
+    assert fs.cat_file(urls["csv"], start=0, end=2) == b"id"
+    time.sleep(LEEWAY + 0.1)  # the token is now due for renewal (less than the leeway left)
+    assert api.token.state() is not nbauth.TokenState.FRESH
+    before = refreshes(data_idp)
+    barrier = threading.Barrier(4)
+    got: list[object] = []
+
+    def burst() -> None:
+        barrier.wait()
+        got.extend(fs.cat_ranges([urls["csv"]] * 8, list(range(0, 80, 10)), list(range(6, 86, 10))))
+
+    threads = [threading.Thread(target=burst) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(got) == 32 and all(isinstance(b, bytes) and len(b) == 6 for b in got)
+    assert refreshes(data_idp) - before == 1
+    assert all(h.status in (200, 206) for h in data_server.hits())
+
+
 def test_ranged_reads_inside_one_file_each_carry_a_fresh_token(data_idp, data_server, urls, frame):
     api = login(data_idp)
     fs = api.filesystem(block_size=256 * 1024)
