@@ -235,6 +235,19 @@ class Session(OAuth2Session):  # type: ignore[misc]
         holder.forced.add(used.access_token)
         return self.fresh_token(force=True, seen=used.access_token)
 
+    # ---- data tools (nbauth.fs, nbauth.duckdb; imported lazily: fsspec and aiohttp are the [data] extra)
+    def filesystem(self, **kwargs: Any) -> Any:
+        """An fsspec HTTP filesystem sending this session's fresh token on every request (``nbauth.fs``)."""
+        from .fs import SessionFileSystem
+
+        return SessionFileSystem(self, **kwargs)
+
+    def storage_options(self, **kwargs: Any) -> dict[str, Any]:
+        """The fsspec options giving a stock HTTP filesystem the same tokens (dask, ``fsspec.open``)."""
+        from .fs import storage_options
+
+        return storage_options(self, **kwargs)
+
     # ---- lifecycle
     def refresh(self) -> Token:
         """Renew the token now (refresh grant, or client credentials again) and return it."""
