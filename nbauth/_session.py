@@ -24,7 +24,7 @@ from ._grants import ClientCredentials
 from ._providers import Provider
 from ._store import current_store
 from ._tokens import Token, TokenState, parse_token_response
-from ._transport import require_secure
+from ._transport import loopback_without_proxy, require_secure
 
 __all__ = ["Session", "ensure_token", "save_entry"]
 
@@ -268,6 +268,12 @@ class Session(OAuth2Session):  # type: ignore[misc]
             send_headers["Authorization"] = f"Bearer {renewed.access_token}"
             response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
         return response
+
+    def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        """Merge requests' environment settings, but loopback URLs never go through a proxy (RFC 6750 §5.3)."""
+        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        return loopback_without_proxy(url, settings)
 
     # ---- lifecycle
     def refresh(self) -> Token:

@@ -18,7 +18,7 @@ LAYERS = [
     ("tokens", {"_tokens", "_jwt"}),
     ("grants", {"_grants", "_device"}),
     ("providers", {"_providers", "_exchange", "_presets", "_transport", "_client_auth"}),
-    ("cache", {"_cache", "_store"}),
+    ("cache", {"_cache", "_store", "_cachedir", "_perms"}),
     ("session", {"_session", "_sessions"}),
     ("ui", {"_login", "_profiles", "_cli", "__main__", "ui", "httpx_auth", "__init__"}),
 ]
