@@ -16,7 +16,7 @@ PKG = ROOT / "nbauth"
 LAYERS = [
     ("errors", {"_errors", "_clock", "_record"}),
     ("tokens", {"_tokens", "_jwt"}),
-    ("grants", {"_grants", "_device"}),
+    ("grants", {"_grants", "_device", "_loopback"}),
     ("providers", {"_providers", "_exchange", "_presets", "_transport", "_client_auth"}),
     ("cache", {"_cache", "_store", "_cachedir", "_perms"}),
     ("session", {"_session", "_sessions"}),
