@@ -45,6 +45,7 @@ from ._profiles import (
 from ._session import Session, ensure_token
 from ._sessions import KEYRING_SERVICE, session, sessions
 from ._store import current_store
+from ._terminal import printable
 from ._tokens import TokenState
 
 __all__ = ["EXIT_CODES", "exit_code", "main"]
@@ -114,7 +115,7 @@ def _next_step(exc: AuthError) -> str | None:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(printable(message), file=sys.stderr, flush=True)  # server text may carry terminal escapes
 
 
 def _emit(data: Any) -> None:
@@ -216,10 +217,10 @@ def cmd_whoami(args: argparse.Namespace) -> int:
     if args.json:
         _emit({"session": summary(s), "claims": claims})
     else:
-        print(_line(s))
+        print(printable(_line(s)))
         for key in ("sub", "preferred_username", "name", "email", "client_id"):
             if claims.get(key):
-                print(f"  {key}: {claims[key]}")
+                print(f"  {key}: {printable(claims[key], newlines=False)}")
     return 0
 
 
@@ -238,7 +239,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {p.name}: {d['preset']} {d['url']}{' realm ' + d['realm'] if d['realm'] else ''}, "
               f"client {d['client_id'] or '-'}, flow {d['flow'] or 'auto'}")
     print()
-    print(table)
+    print(printable(table))
     return 0
 
 

@@ -14,7 +14,7 @@ PKG = ROOT / "nbauth"
 
 #: design.md's layers; a module may import only from its own layer or those listed before it.
 LAYERS = [
-    ("errors", {"_errors", "_clock", "_record"}),
+    ("errors", {"_errors", "_clock", "_record", "_terminal"}),
     ("tokens", {"_tokens", "_jwt"}),
     ("grants", {"_grants", "_device", "_loopback"}),
     ("providers", {"_providers", "_exchange", "_presets", "_transport", "_client_auth"}),

@@ -21,6 +21,7 @@ from .._login import describe_expiry
 from .._providers import Provider
 from .._session import Session
 from .._sessions import establish
+from .._terminal import printable
 from ._browser import DEFAULT_TIMEOUT, BrowserAttempt
 
 __all__ = ["browser_login_text", "device_login_text", "password_login_text", "wait_sliced"]
@@ -49,10 +50,10 @@ def device_login_text(provider: Provider, scope: Any, *, out: TextIO | None = No
         while True:
             if isinstance(step, _device.DevicePrompt):
                 minutes = max(1, round(step.expires_in / 60))
-                print(f"To sign in to {provider.name}, open {step.verification_uri} and enter the code "
-                      f"{step.user_code}", file=out)
+                uri, code = printable(step.verification_uri, newlines=False), printable(step.user_code, newlines=False)
+                print(f"To sign in to {printable(provider.name)}, open {uri} and enter the code {code}", file=out)
                 if step.verification_uri_complete:
-                    print(f"(or open {step.verification_uri_complete})", file=out)
+                    print(f"(or open {printable(step.verification_uri_complete, newlines=False)})", file=out)
                 print(f"The code expires in {minutes} min. Waiting for approval...", file=out, flush=True)
             elif isinstance(step, _device.Wait):
                 wait_sliced(step.seconds, cancelled)
@@ -62,7 +63,7 @@ def device_login_text(provider: Provider, scope: Any, *, out: TextIO | None = No
     finally:
         flow.close()
     session = establish(provider, token, login="device_login", username=None, scope=scope_items(requested))
-    who = f" as {session.user}" if session.user else ""
+    who = f" as {printable(session.user, newlines=False)}" if session.user else ""
     print(f"Logged in to {provider.name}{who} ({describe_expiry(session)}).", file=out, flush=True)
     return session
 
@@ -148,10 +149,10 @@ def browser_login_text(provider: Provider, scope: Any, *, out: TextIO | None = N
             except VerificationError as exc:
                 if not pasted:
                     raise
-                print(f"That did not work: {exc}", file=out, flush=True)
+                print(f"That did not work: {printable(exc)}", file=out, flush=True)
                 continue
             session = attempt.exchange(code)
-            who = f" as {session.user}" if session.user else ""
+            who = f" as {printable(session.user, newlines=False)}" if session.user else ""
             print(f"Logged in to {provider.name}{who} ({describe_expiry(session)}).", file=out, flush=True)
             return session
     finally:
