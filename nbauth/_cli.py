@@ -280,6 +280,13 @@ def cmd_logout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_keyring(exc: BaseException) -> str:
+    return (f"the OS keyring could not store the secret ({type(exc).__name__}): this machine has no usable keyring "
+            "backend. Install one (e.g. `pip install keyrings.alt`, or unlock the desktop keyring), or give the "
+            "secret as NBAUTH_CLIENT_SECRET from your scheduler's secret store, or as client_secret in a 0600 "
+            "profile file")
+
+
 def cmd_secret(args: argparse.Namespace) -> int:
     try:
         import keyring
@@ -302,7 +309,12 @@ def cmd_secret(args: argparse.Namespace) -> int:
         secret = sys.stdin.readline().rstrip("\r\n")
     if not secret:
         raise ConfigurationError("no secret given")
-    keyring.set_password(KEYRING_SERVICE, user, secret)
+    try:
+        keyring.set_password(KEYRING_SERVICE, user, secret)
+    except keyring.errors.KeyringError as exc:  # NoKeyringError, a locked or refusing backend
+        del secret
+        raise ConfigurationError(_no_keyring(exc)) from None
+    del secret
     _say(f"Stored the client secret of {user} in the keyring ({type(keyring.get_keyring()).__name__}).")
     return 0
 

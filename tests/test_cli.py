@@ -15,6 +15,8 @@ import requests
 
 from nbauth._cli import EXIT_CODES
 
+EXIT_CODES_BY_NAME = {cls.__name__: code for code, cls, _ in EXIT_CODES}
+
 CODE = re.compile(r"user_code=([\w-]+)|code ([A-Z0-9]{4}-[A-Z0-9]{4})")
 
 
@@ -151,7 +153,7 @@ def test_unattended_token_with_client_credentials(idp, nbauth_env, resource_api)
 
 
 def test_password_prompt_on_a_terminal(idp, nbauth_env):
-    pty = pytest.importorskip("pty")
+    import pty  # stdlib on POSIX (the suite runs there)
     profiles(idp, nbauth_env.config_path, pw="public-client")
     controller, terminal = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "nbauth", "login", "pw", "--username", "alice"], stdin=terminal,
@@ -257,12 +259,23 @@ class FileKeyring(KeyringBackend):
 '''
 
 
+def test_secret_command_without_a_keyring_backend_is_a_clear_error(idp, nbauth_env):
+    nbauth_env.config_path.write_text(f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
+                                      'client_id = "service-client"\nflow = "client_credentials"\n')
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    out = cli("secret", "svc", input="service-secret\n", env=env)
+    assert out.returncode == EXIT_CODES_BY_NAME["ConfigurationError"], out.stderr
+    assert "Traceback" not in out.stderr and "no usable keyring backend" in out.stderr
+    assert "NBAUTH_CLIENT_SECRET" in out.stderr and "service-secret" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) <= 2
+
+
 def test_secret_command_stores_the_client_secret_in_the_keyring(idp, nbauth_env, tmp_path):
-    pytest.importorskip("keyring")
     (tmp_path / "testkeyring.py").write_text(KEYRING_BACKEND)
     nbauth_env.config_path.write_text(f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
                                       'client_id = "service-client"\nflow = "client_credentials"\n')
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHON_KEYRING_BACKEND": "testkeyring.FileKeyring"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+           "PYTHON_KEYRING_BACKEND": "testkeyring.FileKeyring"}
     assert cli("token", "svc", env=env).returncode == 3
     stored = cli("secret", "svc", input="service-secret\n", env=env)
     assert stored.returncode == 0, stored.stderr

@@ -4,12 +4,11 @@ import asyncio
 import threading
 import time
 
+import httpx
 import pytest
 
 import nbauth
-
-httpx = pytest.importorskip("httpx")
-from nbauth.httpx_auth import SessionAuth  # noqa: E402
+from nbauth.httpx_auth import SessionAuth
 
 
 def confidential(idp):
