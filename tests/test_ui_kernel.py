@@ -16,7 +16,8 @@ import pytest
 from jupyter_client.manager import KernelManager
 
 CELL = """
-import nbauth
+import ipykernel, nbauth
+print("ipykernel", ipykernel.__version__)
 p = nbauth.Keycloak({origin!r}, "demo", client_id="public-client", client_auth="none")
 try:
     p.device_login(force=True)
@@ -53,9 +54,12 @@ def messages(kc, until, deadline):
 def test_device_panel_blocks_the_cell_and_its_cancel_button_stays_live(kernel, idp):
     msg_id = kernel.execute(CELL.format(origin=idp.origin))
     cancel = None
+    printed = []
     deadline = time.monotonic() + 60
     for msg in messages(kernel, lambda m: cancel is not None, deadline):
-        if msg["msg_type"] == "comm_open":
+        if msg["msg_type"] == "stream" and msg["parent_header"].get("msg_id") == msg_id:
+            printed.append(msg["content"]["text"])
+        elif msg["msg_type"] == "comm_open":
             state = msg["content"]["data"].get("state", {})
             if state.get("_model_name") == "ButtonModel" and "Cancel" in str(state.get("description")):
                 cancel = msg["content"]["comm_id"]
@@ -64,7 +68,6 @@ def test_device_panel_blocks_the_cell_and_its_cancel_button_stays_live(kernel, i
     time.sleep(0.5)  # the cell is blocked waiting for approval now
     kernel.shell_channel.send(kernel.session.msg("comm_msg", {
         "comm_id": cancel, "data": {"method": "custom", "content": {"event": "click"}}}))
-    printed = []
 
     def finished(m):
         return (m["msg_type"] == "status" and m["parent_header"].get("msg_id") == msg_id
@@ -73,4 +76,5 @@ def test_device_panel_blocks_the_cell_and_its_cancel_button_stays_live(kernel, i
     for msg in messages(kernel, finished, time.monotonic() + 30):
         if msg["msg_type"] == "stream" and msg["parent_header"].get("msg_id") == msg_id:
             printed.append(msg["content"]["text"])
+    assert f"ipykernel {ipykernel.__version__}" in "".join(printed)  # the kernel runs this venv's ipykernel
     assert "CANCELLED" in "".join(printed), (ipykernel.__version__, printed)
