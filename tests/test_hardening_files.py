@@ -172,3 +172,14 @@ def test_readable_profiles_file_without_secret_still_loads(nbauth_env):
     nbauth_env.config_path.write_text(PROFILE)
     os.chmod(nbauth_env.config_path, 0o644)
     assert "demo" in load_profiles()
+
+
+def test_a_removed_directory_is_created_again(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("NBAUTH_CACHE_DIR", str(tmp_path / "c"))
+    store = current_store()
+    assert store.write(KEY.digest, entry().to_json())
+    shutil.rmtree(tmp_path / "c")  # `rm -rf` of the cache, as the docs suggest
+    assert store.write(KEY.digest, entry("AT-2").to_json())
+    assert read_entry(store, KEY).token.access_token == "AT-2" and mode(tmp_path / "c") == 0o700
