@@ -45,6 +45,7 @@ from ._profiles import (
 )
 from ._session import Session
 from ._store import current_store
+from ._terminal import printable
 from ._tokens import TokenState
 
 __all__ = ["EXIT_CODES", "exit_code", "main"]
@@ -114,7 +115,7 @@ def _next_step(exc: AuthError) -> str | None:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(printable(message), file=sys.stderr, flush=True)  # server text may carry terminal escapes
 
 
 def _emit(data: Any) -> None:
@@ -215,10 +216,10 @@ def cmd_whoami(args: argparse.Namespace) -> int:
     if args.json:
         _emit({"session": summary(s), "claims": claims})
     else:
-        print(_line(s))
+        print(printable(_line(s)))
         for key in ("sub", "preferred_username", "name", "email", "client_id"):
             if claims.get(key):
-                print(f"  {key}: {claims[key]}")
+                print(f"  {key}: {printable(claims[key], newlines=False)}")
     return 0
 
 
@@ -237,7 +238,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {p.name}: {d['preset']} {d['url']}{' realm ' + d['realm'] if d['realm'] else ''}, "
               f"client {d['client_id'] or '-'}, flow {d['flow'] or 'auto'}")
     print()
-    print(table)
+    print(printable(table))
     return 0
 
 
@@ -278,6 +279,13 @@ def cmd_logout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_keyring(exc: BaseException) -> str:
+    return (f"the OS keyring could not store the secret ({type(exc).__name__}): this machine has no usable keyring "
+            "backend. Install one (e.g. `pip install keyrings.alt`, or unlock the desktop keyring), or give the "
+            "secret as NBAUTH_CLIENT_SECRET from your scheduler's secret store, or as client_secret in a 0600 "
+            "profile file")
+
+
 def cmd_secret(args: argparse.Namespace) -> int:
     try:
         import keyring
@@ -300,7 +308,12 @@ def cmd_secret(args: argparse.Namespace) -> int:
         secret = sys.stdin.readline().rstrip("\r\n")
     if not secret:
         raise ConfigurationError("no secret given")
-    keyring.set_password(KEYRING_SERVICE, user, secret)
+    try:
+        keyring.set_password(KEYRING_SERVICE, user, secret)
+    except keyring.errors.KeyringError as exc:  # NoKeyringError, a locked or refusing backend
+        del secret
+        raise ConfigurationError(_no_keyring(exc)) from None
+    del secret
     _say(f"Stored the client secret of {user} in the keyring ({type(keyring.get_keyring()).__name__}).")
     return 0
 

@@ -18,12 +18,9 @@ either.
 
 from __future__ import annotations
 
-import http.server
 import queue
 import secrets
-import threading
-import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _clock, _device
@@ -31,84 +28,16 @@ from ._discovery import fetch_metadata
 from ._errors import AuthError, ConfigurationError, LoginCancelled, VerificationError
 from ._exchange import Exchange
 from ._grants import AuthorizationCode, authorization_url, parse_authorization_response, pkce_pair
+from ._loopback import LoopbackListener, PortInUse
 from ._scope import Scope, join_scope, scope_items
 from ._tokens import Token
 
-__all__ = ["LOGIN_KIND", "BrowserAttempt", "LoopbackListener", "run_device_flow", "wait_sliced"]
+__all__ = ["LOGIN_KIND", "BrowserAttempt", "LoopbackListener", "PortInUse", "run_device_flow", "wait_sliced"]
 
 #: The interactive logins and the kind of cache entry each makes.
 LOGIN_KIND = {"device": "device_login", "password": "password", "browser": "browser_login"}
 
-CALLBACK_PATH = "/callback"
 DEFAULT_TIMEOUT = 600.0
-
-_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
-<meta name="color-scheme" content="light dark"><title>{title}</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 36em; margin: 4em auto; line-height: 1.5">
-<h1 style="font-size: 1.4em">{title}</h1><p>{text}</p></body></html>"""
-
-
-class LoopbackListener:
-    """A one-shot HTTP listener on 127.0.0.1 for the authorization redirect (RFC 8252 §7.3).
-
-    Only ``GET /callback`` carrying the expected ``state`` is accepted: it is answered with a
-    "you can close this tab" page and its full URL is put on ``redirects``. Anything else
-    (a stale tab of an earlier attempt, a favicon request) gets an error page and is ignored.
-    """
-
-    def __init__(self, state: str, redirects: queue.Queue[str], port: int = 0) -> None:
-        listener = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            timeout = 10  # a silent client cannot hold the listener
-
-            def do_GET(self) -> None:
-                listener.handle(self)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._state = state
-        self._redirects = redirects
-        self.server = http.server.HTTPServer(("127.0.0.1", port), Handler)
-        self.port: int = self.server.server_address[1]
-        self.redirect_uri = f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="nbauth-loopback", daemon=True)
-        self._thread.start()
-
-    def handle(self, request: http.server.BaseHTTPRequestHandler) -> None:
-        parts = urllib.parse.urlsplit(request.path)
-        params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-        if parts.path != CALLBACK_PATH:
-            self._answer(request, 404, "Not found", "This address is not part of the sign-in.")
-        elif not secrets.compare_digest(params.get("state", ""), self._state):
-            self._answer(request, 400, "Sign-in link out of date",
-                         "This answer belongs to another sign-in attempt. Go back to your notebook and use the "
-                         "link it shows now.")
-        else:
-            if "error" in params:
-                self._answer(request, 200, "Sign-in not completed",
-                             "The provider did not sign you in. Go back to your notebook to see why.")
-            else:
-                self._answer(request, 200, "Signed in", "You can close this tab and go back to your notebook.")
-            self._redirects.put(f"http://127.0.0.1:{self.port}{request.path}")
-
-    @staticmethod
-    def _answer(request: http.server.BaseHTTPRequestHandler, status: int, title: str, text: str) -> None:
-        body = _PAGE.format(title=title, text=text).encode()
-        request.send_response(status)
-        request.send_header("Content-Type", "text/html; charset=utf-8")
-        request.send_header("Content-Length", str(len(body)))
-        request.send_header("Cache-Control", "no-store")
-        request.send_header("Referrer-Policy", "no-referrer")
-        request.end_headers()
-        request.wfile.write(body)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
 
 def wait_sliced(seconds: float, cancelled: Callable[[], bool] | None = None) -> None:
     """Sleep in slices of at most 1 s, checking ``cancelled`` between them (MSAL's poller)."""
@@ -164,7 +93,7 @@ class BrowserAttempt:
     exchanges its code for a token. Call :meth:`close` when done.
     """
 
-    def __init__(self, provider: Exchange, scope: Any = None, *, port: int = 0,
+    def __init__(self, provider: Exchange, scope: Any = None, *, port: int | Sequence[int] = 0,
                  extra: dict[str, str] | None = None) -> None:
         self.provider, self.scope, self.port, self.extra = provider, scope, port, extra
         if not provider.authorization_url:
@@ -177,8 +106,8 @@ class BrowserAttempt:
         self.nonce = secrets.token_urlsafe(24) if "openid" in scope_items(self.requested) else None
         self._verifier, challenge = pkce_pair()
         self.redirects: queue.Queue[str] = queue.Queue()
-        self.listener = LoopbackListener(self.state, self.redirects, self.port)
-        self.redirect_uri = self.listener.redirect_uri
+        self.listener = LoopbackListener(self.state, self.redirects)
+        self.redirect_uri = self.listener.start(self.port)
         self.url = authorization_url(
             provider.authorization_url, client_id=provider.client_id, redirect_uri=self.redirect_uri,
             scope=join_scope(self.requested, provider.scope_separator), state=self.state,

@@ -30,6 +30,7 @@ from . import _login
 from ._credentials import keyring_secret as read_keyring
 from ._credentials import keyring_username
 from ._errors import ConfigurationError, LoginRequired
+from ._perms import refuse_unsafe_config
 from ._presets import Fusio, IdentityServer, Keycloak, SimpleIdServer
 from ._providers import Provider
 from ._session import Session
@@ -227,7 +228,9 @@ def load_profiles(path: Path | None = None) -> dict[str, Profile]:
     try:
         with path.open("rb") as f:
             data = f.read(1024 * 1024)
-            private = _private(os.fstat(f.fileno()).st_mode)
+            st = os.fstat(f.fileno())
+            refuse_unsafe_config(path, st)
+            private = _private(st.st_mode)
     except FileNotFoundError:
         return {}
     except OSError as exc:

@@ -23,7 +23,7 @@ from ._registry import Holder, drop_holder
 from ._secret import Secret
 from ._store import current_store
 from ._tokens import Token, TokenState, parse_token_response
-from ._transport import require_secure
+from ._transport import loopback_without_proxy, require_secure
 
 __all__ = ["LogoutReport", "Session"]
 
@@ -247,6 +247,12 @@ class Session(OAuth2Session):  # type: ignore[misc]
         from .fs import storage_options
 
         return storage_options(self, **kwargs)
+
+    def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        """Merge requests' environment settings, but loopback URLs never go through a proxy (RFC 6750 §5.3)."""
+        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        return loopback_without_proxy(url, settings)
 
     # ---- lifecycle
     def refresh(self) -> Token:

@@ -161,7 +161,7 @@ def test_no_frontend_reuses_a_cached_login_of_the_profile(idp, nbauth_env):
 
 
 def test_keyring_holds_the_client_secret(idp, nbauth_env):
-    keyring = pytest.importorskip("keyring")
+    import keyring  # declared: nbauth[keyring] is in nbauth[test]
     from keyring.backend import KeyringBackend
 
     class Memory(KeyringBackend):

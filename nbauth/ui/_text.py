@@ -19,6 +19,7 @@ from .._drivers import DEFAULT_TIMEOUT, BrowserAttempt
 from .._errors import LoginCancelled, LoginRequired, VerificationError
 from .._providers import Provider
 from .._session import Session
+from .._terminal import printable
 
 __all__ = ["browser_login_text", "device_login_text", "password_login_text"]
 
@@ -30,14 +31,14 @@ def device_login_text(provider: Provider, scope: Any, *, out: TextIO | None = No
 
     def show(step: _device.DevicePrompt) -> None:
         minutes = max(1, round(step.expires_in / 60))
-        print(f"To sign in to {provider.name}, open {step.verification_uri} and enter the code "
-              f"{step.user_code}", file=out)
+        uri, code = printable(step.verification_uri, newlines=False), printable(step.user_code, newlines=False)
+        print(f"To sign in to {printable(provider.name)}, open {uri} and enter the code {code}", file=out)
         if step.verification_uri_complete:
-            print(f"(or open {step.verification_uri_complete})", file=out)
+            print(f"(or open {printable(step.verification_uri_complete, newlines=False)})", file=out)
         print(f"The code expires in {minutes} min. Waiting for approval...", file=out, flush=True)
 
     session = _login.device_login(provider, scope, on_prompt=show, cancelled=cancelled)
-    who = f" as {session.user}" if session.user else ""
+    who = f" as {printable(session.user, newlines=False)}" if session.user else ""
     print(f"Logged in to {provider.name}{who} ({session.expiry_text()}).", file=out, flush=True)
     return session
 
@@ -123,10 +124,10 @@ def browser_login_text(provider: Provider, scope: Any, *, out: TextIO | None = N
             except VerificationError as exc:
                 if not pasted:
                     raise
-                print(f"That did not work: {exc}", file=out, flush=True)
+                print(f"That did not work: {printable(exc)}", file=out, flush=True)
                 continue
             session = _login.browser_login(attempt, code)
-            who = f" as {session.user}" if session.user else ""
+            who = f" as {printable(session.user, newlines=False)}" if session.user else ""
             print(f"Logged in to {provider.name}{who} ({session.expiry_text()}).", file=out, flush=True)
             return session
     finally:
