@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ._errors import AuthError
-from ._grants import scope_items
+from ._links import environment_link, federated_link
 from ._profiles import Profile, get_profile, has_frontend, provider_for
 from ._providers import Provider
+from ._scope import scope_items
 
-__all__ = ["Explanation", "chain_links", "explain", "federated_login", "hub_link"]
-
-FEDERATED_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+__all__ = ["Explanation", "explain"]
 
 
 class Explanation:
@@ -60,34 +58,15 @@ class Explanation:
         p.text(str(self))
 
 
-def _environment(env: Mapping[str, str]) -> tuple[bool, str]:
-    client_id = env.get("NBAUTH_CLIENT_ID")
-    if not client_id:
-        return False, "NBAUTH_CLIENT_ID is not set"
-    if env.get("NBAUTH_CLIENT_SECRET"):
-        return True, f"NBAUTH_CLIENT_ID={client_id} with NBAUTH_CLIENT_SECRET: client credentials"
-    if env.get("NBAUTH_PRIVATE_KEY"):
-        return True, f"NBAUTH_CLIENT_ID={client_id} with NBAUTH_PRIVATE_KEY: client credentials, private_key_jwt"
-    return False, f"NBAUTH_CLIENT_ID={client_id} but neither NBAUTH_CLIENT_SECRET nor NBAUTH_PRIVATE_KEY is set"
-
-
-def _federated(env: Mapping[str, str]) -> tuple[bool, str]:
-    path = env.get("NBAUTH_FEDERATED_TOKEN_FILE")
-    if not path:
-        return False, "NBAUTH_FEDERATED_TOKEN_FILE is not set"
-    if not Path(path).is_file():
-        return False, f"NBAUTH_FEDERATED_TOKEN_FILE names {path[:200]!r}, which is not a file"
-    return True, f"the token in {path[:200]} is exchanged for an access token (RFC 8693)"
-
-
 def _cache(provider: Provider, scope: Any) -> tuple[bool, str]:
-    from ._cache import holders, load_entries
-    from ._sessions import _alive, _matches
+    from ._entries import load_entries
+    from ._registry import get_holder, holders
+    from ._reuse import Intent, alive, matches
 
     client = provider.client_id or ""
-    scope_key = " ".join(sorted(set(scope_items(scope if scope is not None else provider.scope))))
+    intent = Intent("device_login", client, scope=scope_items(scope if scope is not None else provider.scope))
     for entry in [h.entry for h in holders()] + load_entries():
-        if _matches(entry.key, entry, provider.issuer_key, client, scope_key, None) and _alive(entry, provider):
+        if matches(entry, provider, intent) and alive(entry, get_holder(entry.key), provider):
             who = f" of {entry.username or entry.token.user}" if (entry.username or entry.token.user) else ""
             return True, f"a cached session{who} ({entry.name!r}, {entry.login}) is valid or refreshable"
     return False, f"no valid or refreshable cached session for {provider.issuer_key} / {client or '-'}"
@@ -108,8 +87,8 @@ def explain(name: str | None = None, *, scope: str | list[str] | None = None,
     env = os.environ if environ is None else environ
     profile = get_profile(name)
     links: list[tuple[str, bool, str]] = [("arguments", False, "no flow= or client_id= given")]
-    links.append(("environment", *_environment(env)))
-    links.append(("federated token file", *_federated(env)))
+    links.append(("environment", *environment_link(env)))
+    links.append(("federated token file", *federated_link(env)))
     try:
         provider = provider_for(profile, service=False)
     except AuthError as exc:
@@ -121,36 +100,3 @@ def explain(name: str | None = None, *, scope: str | list[str] | None = None,
     links.append(("cache", *_cache(provider, scope)))
     links.append(("interactive", *_interactive(profile, provider)))
     return Explanation(profile.name, links)
-
-
-def chain_links(provider: Provider) -> Any:
-    """Links 3 and 4 for ``login``, unless link 2 (the environment's client credentials) applies."""
-    if _environment(os.environ)[0]:
-        return None
-    return federated_login(provider) or hub_link(provider)
-
-
-def hub_link(provider: Provider) -> Any:
-    """The JupyterHub link for ``login``: a Session from auth_state, or None when it does not apply."""
-    from ._hub import hub_config, hub_login
-
-    if hub_config() is None:
-        return None
-    try:
-        return hub_login(provider)
-    except AuthError:
-        return None  # skipped; `nbauth.explain(profile)` says why
-
-
-def federated_login(provider: Provider, env: Mapping[str, str] | None = None) -> Any:
-    """The federated-token link: exchange the file's token (RFC 8693 §2.1), or None when it does not apply."""
-    env = os.environ if env is None else env
-    applies, _ = _federated(env)
-    if not applies:
-        return None
-    from ._token_exchange import TokenExchange
-
-    subject = Path(env["NBAUTH_FEDERATED_TOKEN_FILE"]).read_text(encoding="ascii", errors="replace").strip()
-    resource = provider.resource[0] if provider.resource else None
-    return provider.get_token(TokenExchange(subject, FEDERATED_TOKEN_TYPE, scope=provider.scope, resource=resource),
-                              force=True)

@@ -17,7 +17,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._cache import load_entries
+from ._chain import explain
+from ._credentials import KEYRING_SERVICE
+from ._dpop import check_printable
+from ._entries import load_entries
 from ._errors import (
     AuthError,
     ConfigurationError,
@@ -29,7 +32,7 @@ from ._errors import (
     ProviderError,
     VerificationError,
 )
-from ._login import describe_expiry
+from ._lookup import session, sessions
 from ._profiles import (
     FLOWS,
     Profile,
@@ -42,9 +45,9 @@ from ._profiles import (
     provider_for,
     run_flow,
 )
-from ._session import Session, ensure_token
-from ._sessions import KEYRING_SERVICE, session, sessions
+from ._session import Session
 from ._store import current_store
+from ._terminal import printable
 from ._tokens import TokenState
 
 __all__ = ["EXIT_CODES", "exit_code", "main"]
@@ -114,7 +117,7 @@ def _next_step(exc: AuthError) -> str | None:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(printable(message), file=sys.stderr, flush=True)  # server text may carry terminal escapes
 
 
 def _emit(data: Any) -> None:
@@ -123,17 +126,17 @@ def _emit(data: Any) -> None:
 
 def summary(s: Session) -> dict[str, Any]:
     """A session's public facts (no token) for --json output."""
-    token, entry = s.holder.token, s.holder.entry
+    token = s.entry.token
     left = token.expires_in
-    return {"name": s.name, "user": s.user, "issuer": s.key.issuer, "client_id": s.key.client_id or None,
-            "scope": list(token.scope) or s.key.scope.split(), "login": entry.login,
+    return {"name": s.name, "id": s.id, "user": s.user, "issuer": s.key.issuer, "client_id": s.key.client_id or None,
+            "scope": list(token.scope) or s.key.scope.split(), "login": s.login_kind,
             "expires_at": token.expires_at, "expires_in": None if left is None else round(left),
             "refreshable": token.refreshable}
 
 
 def _line(s: Session) -> str:
     who = s.user or f"client {s.key.client_id}"
-    return f"{s.name}: {who} at {s.key.issuer} ({describe_expiry(s)})"
+    return f"{s.id}: {who} at {s.key.issuer} ({s.expiry_text()})"
 
 
 def _profile_or_none(name: str | None) -> Profile | None:
@@ -154,11 +157,10 @@ def resolve(name: str | None) -> Session:
         found = session(profile.name)
     except LoginRequired:
         return login(name or profile.name, interactive=False)
-    if found.holder.token.state(found.provider.refresh_leeway) is not TokenState.FRESH:
+    if found.entry.token.state(found.provider.refresh_leeway) is not TokenState.FRESH:
         provider = provider_for(profile)  # the profile's provider holds the secret a refresh may need
-        same = (provider.issuer_key.rstrip("/"), provider.client_id or "") == (found.key.issuer, found.key.client_id)
-        if same and provider.client_secret:
-            found.holder.provider = provider
+        if provider.client_secret:
+            found.renew_with(provider)
     return found
 
 
@@ -196,12 +198,8 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     s = resolve(args.name)
-    token = ensure_token(s.holder, force=args.refresh, seen=s.holder.token.access_token if args.refresh else None)
-    if token.sender_constrained:  # issue 14: never print a token that other tools cannot use
-        raise ConfigurationError(
-            f"{s.name}: the token is DPoP-bound (RFC 9449): every request needs a proof signed with the key in "
-            "nbauth's cache, so curl or another tool would be refused. Use the session from Python "
-            "(nbauth.session(...).get(url)), or log in without dpop for a Bearer token.")
+    token = s.fresh_token(force=args.refresh, seen=s.entry.token.access_token if args.refresh else None)
+    check_printable(token, s.name)  # a DPoP-bound token (RFC 9449) is useless to other tools
     if args.json:
         left = token.expires_in
         _emit({"access_token": token.access_token, "token_type": token.token_type, "name": s.name,
@@ -214,17 +212,17 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_whoami(args: argparse.Namespace) -> int:
     s = resolve(args.name)
-    if s.holder.entry.login == "client_credentials":
+    if s.login_kind == "client_credentials":
         claims: dict[str, Any] = {"client_id": s.key.client_id}  # no user behind a service token
     else:
         claims = s.whoami()
     if args.json:
         _emit({"session": summary(s), "claims": claims})
     else:
-        print(_line(s))
+        print(printable(_line(s)))
         for key in ("sub", "preferred_username", "name", "email", "client_id"):
             if claims.get(key):
-                print(f"  {key}: {claims[key]}")
+                print(f"  {key}: {printable(claims[key], newlines=False)}")
     return 0
 
 
@@ -243,7 +241,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {p.name}: {d['preset']} {d['url']}{' realm ' + d['realm'] if d['realm'] else ''}, "
               f"client {d['client_id'] or '-'}, flow {d['flow'] or 'auto'}")
     print()
-    print(table)
+    print(printable(table))
     return 0
 
 
@@ -284,6 +282,13 @@ def cmd_logout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _no_keyring(exc: BaseException) -> str:
+    return (f"the OS keyring could not store the secret ({type(exc).__name__}): this machine has no usable keyring "
+            "backend. Install one (e.g. `pip install keyrings.alt`, or unlock the desktop keyring), or give the "
+            "secret as NBAUTH_CLIENT_SECRET from your scheduler's secret store, or as client_secret in a 0600 "
+            "profile file")
+
+
 def cmd_secret(args: argparse.Namespace) -> int:
     try:
         import keyring
@@ -306,16 +311,18 @@ def cmd_secret(args: argparse.Namespace) -> int:
         secret = sys.stdin.readline().rstrip("\r\n")
     if not secret:
         raise ConfigurationError("no secret given")
-    keyring.set_password(KEYRING_SERVICE, user, secret)
+    try:
+        keyring.set_password(KEYRING_SERVICE, user, secret)
+    except keyring.errors.KeyringError as exc:  # NoKeyringError, a locked or refusing backend
+        del secret
+        raise ConfigurationError(_no_keyring(exc)) from None
+    del secret
     _say(f"Stored the client secret of {user} in the keyring ({type(keyring.get_keyring()).__name__}).")
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from ._chain import explain  # issue 14: the credential chain
-
-    print(explain(args.profile), flush=True)
-    return 0
+    return print(explain(args.profile), flush=True) or 0  # the credential chain, link by link
 
 
 # ---------------------------------------------------------------------------- parser
@@ -363,8 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", metavar="NAME")
     p.add_argument("--all", action="store_true", help="every session: revoke what can be, wipe the cache")
 
-    p = command("explain", cmd_explain, "say where `nbauth login PROFILE` would find credentials, and why")
-    p.add_argument("profile", nargs="?", metavar="PROFILE")
+    command("explain", cmd_explain, "say where `nbauth login PROFILE` finds credentials, and why").add_argument(
+        "profile", nargs="?", metavar="PROFILE")
 
     p = command("secret", cmd_secret, "store a profile's client secret in the OS keyring (from stdin/getpass)")
     p.add_argument("profile", metavar="PROFILE")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError
+from ._secret import Secret
 
 if TYPE_CHECKING:
     from ._client_jwt import ClientKey
@@ -35,7 +36,7 @@ def basic_credentials(client_id: str, client_secret: str) -> str:
     ``%`` or non-ASCII characters.
     """
     pair = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(client_secret)}"
-    return "Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii")
+    return Secret("Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii"))
 
 
 def client_secret_basic(headers: dict[str, str], body: dict[str, str], client_id: str | None,

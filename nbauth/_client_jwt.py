@@ -116,6 +116,28 @@ def _from_pem(text: str, kid: str | None = None) -> ClientKey:
     return ClientKey(key, kid=kid)
 
 
+def _from_text(value: str | os.PathLike[str], kid: str | None) -> ClientKey:
+    """A key from a PEM file path, PEM text or JWK JSON."""
+    text = str(value) if isinstance(value, str) else ""
+    if isinstance(value, os.PathLike) or (_PEM_MARK not in text and not text.lstrip().startswith("{")):
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(f"private_key: no such file {str(path)[:200]!r}. " + _WHAT_TO_PASS)
+        text = path.read_text(encoding="ascii", errors="replace")[: _MAX_KEY_CHARS + 1]
+    if len(text) > _MAX_KEY_CHARS:
+        raise ConfigurationError("private_key: more than 64 KiB; that is not a key")
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ConfigurationError("private_key: the text is neither PEM nor JWK JSON. "
+                                     + _WHAT_TO_PASS) from None
+        if not isinstance(data, dict):
+            raise ConfigurationError("private_key: the JSON is not a JWK object. " + _WHAT_TO_PASS)
+        return _from_jwk(data)
+    return _from_pem(text, kid)
+
+
 def load_private_key(value: Any, *, kid: str | None = None) -> ClientKey:
     """A :class:`ClientKey` from a PEM file path, PEM text, a JWK dict or JWK JSON, or a key object."""
     if isinstance(value, ClientKey):
@@ -123,24 +145,7 @@ def load_private_key(value: Any, *, kid: str | None = None) -> ClientKey:
     if isinstance(value, Mapping):
         return _from_jwk(value)
     if isinstance(value, (str, os.PathLike)):
-        text = str(value) if isinstance(value, str) else ""
-        if isinstance(value, os.PathLike) or (_PEM_MARK not in text and not text.lstrip().startswith("{")):
-            path = Path(value).expanduser()
-            if not path.is_file():
-                raise ConfigurationError(f"private_key: no such file {str(path)[:200]!r}. " + _WHAT_TO_PASS)
-            text = path.read_text(encoding="ascii", errors="replace")[: _MAX_KEY_CHARS + 1]
-        if len(text) > _MAX_KEY_CHARS:
-            raise ConfigurationError("private_key: more than 64 KiB; that is not a key")
-        if text.lstrip().startswith("{"):
-            try:
-                data = json.loads(text)
-            except ValueError:
-                raise ConfigurationError("private_key: the text is neither PEM nor JWK JSON. "
-                                         + _WHAT_TO_PASS) from None
-            if not isinstance(data, dict):
-                raise ConfigurationError("private_key: the JSON is not a JWK object. " + _WHAT_TO_PASS)
-            return _from_jwk(data)
-        return _from_pem(text, kid)
+        return _from_text(value, kid)
     try:
         return ClientKey(value, kid=kid)  # a cryptography private key object
     except ConfigurationError:

@@ -32,8 +32,9 @@ from typing import Any
 
 from . import _clock
 from ._errors import ConfigurationError
+from ._secret import Secret
 
-__all__ = ["MAX_NONCE_RETRIES", "DPoPKey", "api_headers", "demands_dpop", "htu", "remember_nonce",
+__all__ = ["MAX_NONCE_RETRIES", "DPoPKey", "api_headers", "check_printable", "demands_dpop", "htu", "remember_nonce",
            "resource_nonce_challenge", "send_with_proofs"]
 
 #: How many times one request is re-sent with a new server nonce (RFC 9449 §8: one is normal).
@@ -220,9 +221,18 @@ def api_headers(token: Any, method: str, url: str) -> dict[str, str]:
         key: DPoPKey | None = token.dpop_key
         if key is None:
             raise ConfigurationError("this DPoP-bound token has lost its key; log in again")
-        return {"Authorization": f"DPoP {token.access_token}",
+        return {"Authorization": Secret(f"DPoP {token.access_token}"),
                 "DPoP": key.proof(method, url, access_token=token.access_token, nonce=_nonce_for(url))}
-    return {"Authorization": f"Bearer {token.access_token}"}
+    return {"Authorization": Secret(f"Bearer {token.access_token}")}
+
+
+def check_printable(token: Any, name: str) -> None:
+    """ConfigurationError for a DPoP-bound token: without a proof from this kernel's key it is refused (§7.1)."""
+    if token.token_type == "DPoP":
+        raise ConfigurationError(
+            f"{name}: the token is DPoP-bound (RFC 9449): every request needs a proof signed with the key in "
+            "nbauth's cache, so curl or another tool would be refused. Use the session from Python "
+            "(nbauth.session(...).get(url)), or log in without dpop for a Bearer token.")
 
 
 def resource_nonce_challenge(url: str, status: int, headers: Mapping[str, str]) -> bool:

@@ -33,12 +33,13 @@ JWT_HINT = {
 
 
 def fetch_with_dpop(exchange: Exchange, request: TokenRequest, *, nonce: str | None, previous: Token | None,
-                    _client_token: bool = False) -> Token:
+                    _client_token: bool = False, retry_unavailable: bool = False) -> Token:
     """Send a token request (with a DPoP proof when due) and parse the answer into a verified Token."""
     key = previous.dpop_key if previous is not None else None
     if key is None and getattr(exchange, "dpop", False):
         key = DPoPKey.generate()
-    reply = exchange.send_token_request(request, _client_token=_client_token, dpop_key=key)
+    reply = exchange.send_retrying(request, _client_token=_client_token, dpop_key=key,
+                                   retry_unavailable=retry_unavailable)
     if key is None and demands_dpop(reply.status, reply.content):
         remember_nonce(reply.url, reply.headers.get("dpop-nonce"))
         key = DPoPKey.generate()

@@ -33,8 +33,9 @@ put into a message (see :func:`redact`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+
+from ._terminal import printable
 
 __all__ = [
     "AccessDenied",
@@ -60,7 +61,6 @@ __all__ = [
 ]
 
 _MAX_SERVER_TEXT = 300
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
@@ -69,7 +69,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     Server-provided text (``error_description``, HTML pages) is hostile input: it may echo the
     password or client secret we sent, carry control characters or bidi overrides, or be huge.
     """
-    clean = _CONTROL.sub("?", str(text))
+    clean = printable(text)
     for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
         clean = clean.replace(secret, "***")
     if len(clean) > _MAX_SERVER_TEXT:

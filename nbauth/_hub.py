@@ -25,17 +25,18 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _clock
-from ._cache import Holder
 from ._errors import ConfigurationError, LoginRequired, ProviderError, VerificationError
 from ._jwt import unverified_claims, unverified_header
 from ._record import Record
-from ._tokens import Token, TokenState, parse_scope
+from ._registry import Holder
+from ._scope import parse_scope
+from ._tokens import Token, TokenState
 
 if TYPE_CHECKING:
     from ._providers import Provider
-    from ._session import Session
 
-__all__ = ["LOGIN", "MIN_INTERVAL", "HubConfig", "hub_config", "hub_login", "hub_status", "renew_from_hub"]
+__all__ = ["LOGIN", "MIN_INTERVAL", "HubConfig", "fetched", "hub_config", "hub_status", "hub_token",
+           "renew_from_hub"]
 
 LOGIN = "jupyterhub"
 #: The least time between two auth_state reads for one session (seconds).
@@ -142,19 +143,15 @@ def _token(provider: Provider, state: Mapping[str, Any], fetched_at: float) -> T
                  expires_at=expires_at, issued_at=fetched_at, claims=claims)
 
 
-def hub_login(provider: Provider, *, environ: Mapping[str, str] | None = None) -> Session:
-    """A Session from the hub user's auth_state (no prompt, no token request); LoginRequired when none."""
-    from ._sessions import establish
+def hub_token(provider: Provider, hub: HubConfig) -> Token:
+    """The hub user's token from auth_state, checked against the provider's issuer."""
+    return _token(provider, _fetch_auth_state(provider, hub), _clock.now())
 
-    hub = hub_config(environ)
-    if hub is None:
-        raise LoginRequired("not on a JupyterHub: JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN and JUPYTERHUB_USER "
-                            "are not all set")
-    token = _token(provider, _fetch_auth_state(provider, hub), _clock.now())
-    session = establish(provider, token, login=LOGIN, username=hub.user, scope=token.scope)
+
+def fetched(digest: str) -> None:
+    """Note that the hub was just asked for this entry (renewals wait :data:`MIN_INTERVAL`)."""
     with _fetch_lock:
-        _last_fetch[session.key.digest] = _clock.monotonic()
-    return session
+        _last_fetch[digest] = _clock.monotonic()
 
 
 def renew_from_hub(holder: Holder) -> Token:

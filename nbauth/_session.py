@@ -1,165 +1,33 @@
 """``nbauth.Session``: a requests-oauthlib ``OAuth2Session`` whose token stays valid.
 
 Before each request the token is checked against the refresh leeway and renewed first when
-due (so no request goes out with an expired token); renewal is single-flight among threads
-(the holder's lock) and processes (the cache entry's file lock), and re-reads the cache
-under the lock so a refresh token another kernel already rotated is never sent (RFC 9700
-§4.14.2: reuse of a rotated refresh token revokes the grant). A 401 ``invalid_token``
-(RFC 6750 §3.1) gets exactly one forced refresh and one retry.
+due (:func:`nbauth._refresh.ensure_token`), so no request goes out with an expired token. A
+401 ``invalid_token`` (RFC 6750 §3.1) gets one forced renewal and one retry - at most once
+per token, and never again for an API that refused a just-renewed token (a hostile API
+cannot farm tokens). ``Provider(api_origins=[...])`` limits where the Bearer token goes.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping, Sequence
+import urllib.parse
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
 from requests_oauthlib import OAuth2Session
 
-from . import _clock
-from ._cache import CacheKey, Entry, Holder, drop_holder, read_entry
 from ._dpop import api_headers, resource_nonce_challenge
-from ._errors import AuthError, ConfigurationError, LoginRequired, OAuthError, ProviderError
-from ._grants import ClientCredentials
-from ._providers import Provider
+from ._entries import CacheKey, Entry
+from ._errors import AuthError, ConfigurationError, OAuthError, ProviderError
+from ._refresh import ensure_token, save_entry
+from ._registry import Holder, drop_holder
 from ._store import current_store
 from ._tokens import Token, TokenState, parse_token_response
-from ._transport import require_secure
+from ._transport import loopback_without_proxy, require_secure
 
-__all__ = ["Session", "ensure_token", "save_entry"]
+__all__ = ["LogoutReport", "Session"]
 
-log = logging.getLogger("nbauth")
-#: Set by the ui layer: renders ``Session.status()`` (a widget in a notebook, text elsewhere).
-status_renderer: Callable[[Session], Any] | None = None
-_RELOGIN = {
-    "device_login": "run the cell with .device_login() again",
-    "password": "run the cell with .login_form() or .get_token_by_password() again",
-    "browser_login": "run the cell with .browser_login() again",
-    "client_credentials": "run the cell with .get_token_by_client_credentials() again",
-}
 _checked_origins: dict[str, bool] = {}
-
-
-def relogin_hint(entry: Entry) -> str:
-    return _RELOGIN.get(entry.login, "log in again")
-
-
-def save_entry(holder: Holder, token: Token, *, store_generation: int | None = None) -> None:
-    """Make ``token`` the holder's current token and write it to the cache (caller holds the locks)."""
-    base = max(holder.entry.generation, store_generation or 0)
-    holder.entry = holder.entry.replace(token=token, generation=base + 1, updated_at=_clock.now())
-    current_store().write(holder.key.digest, holder.entry.to_json())
-
-
-def _usable(token: Token, leeway: float | None, *, force: bool, seen: str | None) -> bool:
-    if force:
-        return seen is not None and token.access_token != seen
-    return token.state(leeway) is TokenState.FRESH
-
-
-def _renew(holder: Holder) -> Token:
-    """Get a new token: refresh grant, or a new client_credentials token (RFC 6749 §4.4.3)."""
-    provider: Provider = holder.provider
-    token = holder.token
-    if holder.entry.provider.get("has_client_secret") and not (provider.client_secret or holder.client_secret):
-        raise LoginRequired(
-            f"the session {holder.entry.name!r} belongs to a confidential client whose secret is not in this "
-            "kernel (nbauth never stores it): re-run the cell that creates the provider with its client_secret, "
-            "set NBAUTH_CLIENT_SECRET, or store it with keyring (see docs/cache-and-security.md)"
-        )
-    if token.refreshable:
-        return provider.refresh(token)
-    if holder.entry.login == "client_credentials":
-        client_id = holder.key.client_id or None
-        secret = holder.client_secret if holder.client_secret else None
-        if client_id == provider.client_id:
-            client_id, secret = None, None
-        grant = ClientCredentials(client_id, secret, holder.key.scope.split() or None)
-        return provider.fetch_token(grant.request(provider.scope_separator))
-    if holder.entry.login == "jupyterhub":  # issue 14: ask the hub again, never refresh its token
-        from ._hub import renew_from_hub
-
-        return renew_from_hub(holder)
-    if holder.entry.login == "exchange":  # issue 14: exchange the parent's token again (RFC 8693)
-        from ._exchanged import renew_exchanged
-
-        return renew_exchanged(holder, ensure_token)
-    raise LoginRequired(f"the session {holder.entry.name!r} has expired and cannot be refreshed: "
-                        f"{relogin_hint(holder.entry)}")
-
-
-def ensure_token(holder: Holder, *, force: bool = False, seen: str | None = None) -> Token:
-    """A token fit to send now; renews it first when due. Single flight across threads and processes.
-
-    ``force`` renews even a fresh token (after a 401); ``seen`` is the token the caller
-    used, so a caller that lost the race takes the winner's token instead of refreshing again.
-    """
-    leeway = holder.provider.refresh_leeway if holder.provider is not None else None
-    token = holder.token
-    if not force and token.state(leeway) is TokenState.FRESH:
-        return token
-    if holder.logged_out:
-        raise LoginRequired(f"the session {holder.entry.name!r} was logged out: {relogin_hint(holder.entry)}")
-    with holder.lock:
-        token = holder.token
-        if _usable(token, leeway, force=force, seen=seen):
-            return token
-        if not force and holder.retry_at > _clock.monotonic() and token.state(leeway) is not TokenState.EXPIRED:
-            return token  # a recent refresh failed transiently: keep using the valid token for now
-        store = current_store()
-        import filelock  # lazy; the same module the store locks with
-
-        try:
-            with store.lock(holder.key.digest) as locked:
-                disk = read_entry(store, holder.key) if locked else None
-                if disk is not None and disk.generation > holder.entry.generation:
-                    holder.entry = disk.replace(name=holder.entry.name)  # another kernel renewed it
-                    token = holder.token
-                    if _usable(token, leeway, force=force, seen=seen):
-                        return token
-                return _renew_and_save(holder, token, leeway, force=force,
-                                       store_generation=disk.generation if disk else None)
-        except filelock.Timeout:
-            if token.state(leeway) is not TokenState.EXPIRED:
-                return token
-            raise ProviderError(f"another process has held the cache lock of {holder.entry.name!r} for over a "
-                                "minute; try again") from None
-
-
-def _renew_and_save(holder: Holder, token: Token, leeway: float | None, *, force: bool,
-                    store_generation: int | None) -> Token:
-    expired = token.state(leeway) is TokenState.EXPIRED
-    try:
-        new = _renew(holder)
-    except LoginRequired:
-        if expired or force:
-            raise
-        return token
-    except OAuthError as exc:
-        if exc.error in ("invalid_grant", "invalid_token") or exc.code == "invalid_grant":
-            # the grant is dead (revoked, expired, or a rotated token was replayed): forget the refresh token
-            save_entry(holder, token.replace(refresh_token=None), store_generation=store_generation)
-            log.warning("nbauth: the refresh token of %r was rejected (%s)", holder.entry.name, exc.error)
-            if expired or force:
-                raise LoginRequired(
-                    f"the session {holder.entry.name!r} can no longer be refreshed (the provider answered "
-                    f"{exc.error}: revoked, expired, or logged out elsewhere): {relogin_hint(holder.entry)}"
-                ) from None
-            return token
-        raise
-    except ProviderError as exc:
-        holder.retry_at = _clock.monotonic() + min(max(exc.retry_after or 5.0, 1.0), 120.0)
-        if expired or force:
-            raise
-        log.warning("nbauth: refresh of %r failed (%s); the current token stays in use", holder.entry.name,
-                    exc.message)
-        return token
-    holder.retry_at = 0.0
-    save_entry(holder, new, store_generation=store_generation)
-    log.info("nbauth: renewed the token of %r (expires in %s s)", holder.entry.name,
-             "?" if new.expires_in is None else f"{new.expires_in:.0f}")
-    return new
 
 
 def _invalid_token(response: requests.Response) -> bool:
@@ -176,14 +44,32 @@ def _replayable(data: Any, kwargs: Mapping[str, Any]) -> bool:
     return data is None or isinstance(data, (bytes, str, dict, list, tuple))
 
 
-def _check_origin(url: str) -> None:
-    origin = url.split("/", 3)[:3]
-    key = "/".join(origin)
-    if key not in _checked_origins:
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of a URL, lower-cased (RFC 6454 §4)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme.lower()}://{(parts.netloc.rsplit('@', 1)[-1]).lower()}"
+
+
+def _check_origin(url: str, allowed: tuple[str, ...] | None) -> None:
+    origin = origin_of(url)
+    if allowed is not None and origin not in allowed:
+        raise ConfigurationError(f"{origin} is not one of this session's API origins ({', '.join(allowed)}): "
+                                 "nbauth does not send its token there; add it to api_origins=")
+    if origin not in _checked_origins:
         require_secure(url, "API URL")
         if len(_checked_origins) > 256:
             _checked_origins.clear()
-        _checked_origins[key] = True
+        _checked_origins[origin] = True
+
+
+class LogoutReport(dict[str, str]):
+    """What :meth:`Session.logout` could not revoke, by token kind (empty: everything was revoked)."""
+
+    def __repr__(self) -> str:
+        if not self:
+            return "<logged out: the tokens were revoked>"
+        kept = "; ".join(f"{kind}: {why}" for kind, why in self.items())
+        return f"<logged out and forgotten; not revoked: {kept}>"
 
 
 class Session(OAuth2Session):  # type: ignore[misc]
@@ -206,9 +92,9 @@ class Session(OAuth2Session):  # type: ignore[misc]
         return self._holder
 
     @property
-    def provider(self) -> Provider:
-        provider: Provider = self.holder.provider
-        return provider
+    def provider(self) -> Any:
+        """The provider this session renews with (an :class:`nbauth.Provider`)."""
+        return self.holder.provider
 
     @property
     def name(self) -> str:
@@ -219,16 +105,51 @@ class Session(OAuth2Session):  # type: ignore[misc]
         return self.holder.key
 
     @property
+    def id(self) -> str:
+        """A unique, stable name: ``name#xxxxxx`` (``nbauth.session(id)`` picks exactly this one)."""
+        return f"{self.name}#{self.key.short}"
+
+    @property
+    def entry(self) -> Entry:
+        """The cache entry as this kernel knows it (the token inside is hidden in reprs)."""
+        return self.holder.entry
+
+    @property
+    def login_kind(self) -> str:
+        """How the user logged in: ``device_login``, ``password``, ``browser_login``, ``client_credentials``..."""
+        return self.holder.entry.login
+
+    @property
+    def logged_out(self) -> bool:
+        return self.holder.logged_out
+
+    @property
+    def renewable(self) -> bool:
+        """True when nbauth can renew the token without the user: a refresh token, or client credentials."""
+        return self.holder.token.refreshable or self.holder.entry.login == "client_credentials"
+
+    @property
     def user(self) -> str | None:
         """The verified user name (id_token), the login's username, or None."""
         return self.holder.token.user or self.holder.entry.username
 
-    def __repr__(self) -> str:
+    def expiry_text(self) -> str:
+        """``expires in 4 min``, ``refreshes on next use``, ``expired`` or ``logged out``."""
+        if self.holder.logged_out:
+            return "logged out"
         token = self.holder.token
         left = token.expires_in
-        expiry = "unknown expiry" if left is None else (f"expires in {left:.0f}s" if left > 0 else "expired")
+        if left is None:
+            return "no expiry given"
+        leeway = self.provider.refresh_leeway if self.provider is not None else None
+        if token.state(leeway) is not TokenState.FRESH:
+            return "refreshes on next use" if self.renewable else "expired"
+        minutes = int(left // 60)
+        return f"expires in {minutes} min" if minutes else f"expires in {int(left)} s"
+
+    def __repr__(self) -> str:
         who = f" user={self.user!r}" if self.user else ""
-        return f"<nbauth.Session {self.name!r}{who} {expiry}>"
+        return f"<nbauth.Session {self.name!r}{who} {self.expiry_text()}>"
 
     # ---- the token (requests-oauthlib keeps it on self._client; ours lives in the shared holder)
     @property
@@ -255,6 +176,22 @@ class Session(OAuth2Session):  # type: ignore[misc]
     def authorized(self) -> bool:
         return self._holder is not None and not self._holder.logged_out
 
+    def renew_with(self, provider: Any) -> bool:
+        """Renew with ``provider`` from now on (it holds a secret this kernel lacked). Only a provider
+        of the same issuer, client and secret-receiving endpoints is taken; returns whether it was.
+        """
+        holder = self.holder
+        config = holder.entry.provider
+        same = (provider.issuer_key, provider.client_id or "") == (holder.key.issuer, holder.key.client_id) and all(
+            (config.get(k) or None) == (v or None) for k, v in provider.routes().items())
+        if same:
+            holder.provider = provider
+        return bool(same)
+
+    def fresh_token(self, *, force: bool = False, seen: str | None = None) -> Token:
+        """A token fit to send now (renewed first when due, single flight); see :func:`ensure_token`."""
+        return ensure_token(self.holder, force=force, seen=seen)
+
     # ---- requests
     def request(
         self, method: str, url: str, data: Any = None, headers: Mapping[str, str] | None = None,
@@ -264,8 +201,8 @@ class Session(OAuth2Session):  # type: ignore[misc]
         """Send a request with a valid Bearer token (RFC 6750 §2.1), renewing it first when due."""
         if withhold_token or self._holder is None:
             return requests.Session.request(self, method, url, data=data, headers=headers, **kwargs)
-        _check_origin(url)
-        token = ensure_token(self._holder)
+        _check_origin(url, getattr(self.provider, "api_origins", None))
+        token = self.fresh_token()
         send_headers = dict(headers or {})
         send_headers.update(api_headers(token, method, url))  # Bearer, or DPoP + proof (RFC 9449 §7.1)
         for hook in self.compliance_hook["protected_request"]:
@@ -277,16 +214,55 @@ class Session(OAuth2Session):  # type: ignore[misc]
             send_headers.update(api_headers(token, method, url))
             response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
         if _invalid_token(response) and _replayable(data, kwargs):
-            renewed = ensure_token(self._holder, force=True, seen=token.access_token)
-            response.close()
-            send_headers.update(api_headers(renewed, method, url))
-            response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
+            renewed = self._after_401(url, token)
+            if renewed is not None:
+                response.close()
+                send_headers.update(api_headers(renewed, method, url))
+                response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
+                if response.status_code == 401:
+                    self.holder.rejecting.add(origin_of(url))
+        elif response.status_code < 400:
+            self.holder.rejecting.discard(origin_of(url))
         return response
+
+    def _after_401(self, url: str, used: Token) -> Token | None:
+        """The token to retry with after a 401, or None: one forced renewal per token, none for an
+        origin that already refused a just-renewed token.
+        """
+        holder = self.holder
+        current = holder.token
+        if current.access_token != used.access_token:
+            return current  # renewed meanwhile (another thread's 401, or due): retry with it
+        if origin_of(url) in holder.rejecting or used.access_token in holder.forced:
+            return None
+        if len(holder.forced) > 64:
+            holder.forced.clear()
+        holder.forced.add(used.access_token)
+        return self.fresh_token(force=True, seen=used.access_token)
+
+    # ---- data tools (nbauth.fs, nbauth.duckdb; imported lazily: fsspec and aiohttp are the [data] extra)
+    def filesystem(self, **kwargs: Any) -> Any:
+        """An fsspec HTTP filesystem sending this session's fresh token on every request (``nbauth.fs``)."""
+        from .fs import SessionFileSystem
+
+        return SessionFileSystem(self, **kwargs)
+
+    def storage_options(self, **kwargs: Any) -> dict[str, Any]:
+        """The fsspec options giving a stock HTTP filesystem the same tokens (dask, ``fsspec.open``)."""
+        from .fs import storage_options
+
+        return storage_options(self, **kwargs)
+
+    def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        """Merge requests' environment settings, but loopback URLs never go through a proxy (RFC 6750 §5.3)."""
+        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        return loopback_without_proxy(url, settings)
 
     # ---- lifecycle
     def refresh(self) -> Token:
         """Renew the token now (refresh grant, or client credentials again) and return it."""
-        return ensure_token(self.holder, force=True, seen=self.holder.token.access_token)
+        return self.fresh_token(force=True, seen=self.holder.token.access_token)
 
     def refresh_token(self, token_url: str | None = None, refresh_token: str | None = None,
                       **kwargs: Any) -> dict[str, Any]:
@@ -299,25 +275,27 @@ class Session(OAuth2Session):  # type: ignore[misc]
         raise ConfigurationError("nbauth.Session logs in through its provider: use provider.get_token(...) "
                                  "or provider.get_token_by_authorization_code(code, ...)")
 
-    def logout(self) -> None:
-        """Revoke the tokens where the provider can (RFC 7009), then forget the cache entry."""
+    def logout(self) -> LogoutReport:
+        """Stop sending the token at once, revoke what the provider can revoke (RFC 7009), and forget
+        the cache entry. Returns what could not be revoked (RFC 7009 §2.2.1 allows a server to
+        refuse access tokens); a provider that cannot be reached does not stop the logout.
+        """
         holder = self.holder
-        problem: ProviderError | None = None
+        report = LogoutReport()
         with holder.lock:
+            was_out, holder.logged_out = holder.logged_out, True
             try:
-                if holder.provider is not None and not holder.logged_out:
-                    holder.provider.revoke(holder.token, client_id=holder.key.client_id or None,
-                                           client_secret=holder.client_secret)
+                if holder.provider is not None and not was_out:
+                    kept = holder.provider.revoke(holder.token, client_id=holder.key.client_id or None,
+                                                  client_secret=holder.client_secret)
+                    report.update(kept)
             except (ProviderError, OAuthError) as exc:
-                problem = exc if isinstance(exc, ProviderError) else ProviderError(str(exc))
-            holder.logged_out = True
+                report["refresh_token"] = report["access_token"] = f"the provider did not confirm it ({exc})"
             store = current_store()
             with store.lock(holder.key.digest):
                 store.delete(holder.key.digest)
             drop_holder(holder.key)
-        if problem is not None:
-            raise ProviderError(f"logged out locally, but the provider did not confirm the revocation: "
-                                f"{problem.message}", url=problem.url, status=problem.status)
+        return report
 
     def whoami(self) -> dict[str, Any]:
         """Who this is: the verified id_token claims, completed by the provider's UserInfo (OIDC Core
@@ -327,7 +305,7 @@ class Session(OAuth2Session):  # type: ignore[misc]
         named = any(claims.get(k) for k in ("preferred_username", "name", "email"))
         if not named and self.provider.userinfo_url:
             try:
-                info = self.provider.userinfo(ensure_token(self.holder))
+                info = self.provider.userinfo(self.fresh_token())
             except AuthError:
                 if not claims:
                     raise
@@ -338,13 +316,13 @@ class Session(OAuth2Session):  # type: ignore[misc]
     def exchange(self, *, audience: str | None = None, scope: str | Sequence[str] | None = None,
                  resource: str | None = None, name: str | None = None) -> Session:
         """A Session for a downstream API by token exchange (RFC 8693), renewed by exchanging again."""
-        from ._exchanged import exchange_session
-
-        return exchange_session(self, audience=audience, scope=scope, resource=resource, name=name)
+        # the provider (login layer) records the new session: this layer only asks it
+        exchanged: Session = self.provider.exchange_session(self, audience=audience, scope=scope,
+                                                            resource=resource, name=name)
+        return exchanged
 
     def status(self) -> Any:
-        """Who, scopes and expiry: a live widget in a notebook, a line of text elsewhere."""
-        if status_renderer is not None:
-            return status_renderer(self)
-        return repr(self)
+        """Who, scopes and expiry: a live widget in a notebook, a text report elsewhere."""
+        from . import ui  # the one upward step the layers allow: drawing a widget
 
+        return ui.status(self)

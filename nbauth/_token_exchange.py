@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._errors import ConfigurationError
-from ._grants import Scope, TokenRequest, join_scope, scope_items
+from ._grants import TokenRequest
 from ._record import Record
+from ._scope import Scope, join_scope, scope_items
 
 __all__ = ["ACCESS_TOKEN_TYPE", "TOKEN_EXCHANGE_GRANT", "TokenExchange", "resource_tuple"]
 

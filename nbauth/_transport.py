@@ -26,9 +26,10 @@ from . import _clock
 from ._errors import ConfigurationError, InsecureTransport, ProviderError
 from ._record import Record
 
-__all__ = ["HttpReply", "InsecureTLSWarning", "Transport", "display_url", "is_loopback", "require_secure"]
+__all__ = ["HttpReply", "InsecureTLSWarning", "Transport", "display_url", "is_loopback", "loopback_without_proxy",
+           "proxies_for", "require_secure"]
 
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 15.0  # a token request answers in well under a second; 15 s is a dead server
 MAX_BODY = 1024 * 1024
 MAX_RETRY_AFTER = 120.0
 USER_AGENT = "nbauth/0.1"
@@ -45,12 +46,21 @@ def display_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
+LOOPBACK_NAMES = frozenset({"localhost"})
+NO_PROXY = {"no_proxy": "*"}  # requests' own switch: bypass every proxy (env and session) for this URL
+
+
 def is_loopback(host: str | None) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1 (RFC 8252 §8.3, RFC 6761 §6.3)."""
+    """True only for what is loopback by definition: ``localhost``, 127.0.0.0/8 and ``::1``.
+
+    RFC 8252 §8.3 / RFC 6761 §6.3. ``*.localhost`` names are not accepted: a resolver may still
+    send them to DNS. Abbreviated or hex IPv4 forms (``127.1``, ``0x7f.0.0.1``) are not literal
+    addresses to Python and are refused too.
+    """
     if not host:
         return False
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host in LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -58,15 +68,42 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def _authority(url: str) -> tuple[tuple[str, str, int | None], tuple[str, str, int | None]]:
+    """(scheme, host, port) as the stdlib reads ``url`` and as urllib3 (what requests sends with) does."""
+    import urllib3.util
+
+    mine = urllib.parse.urlsplit(url)
+    try:
+        port = mine.port
+    except ValueError:
+        port = -1
+    theirs = urllib3.util.parse_url(url)
+    return ((mine.scheme.lower(), (mine.hostname or "").lower(), port),
+            ((theirs.scheme or "").lower(), (theirs.host or "").strip("[]").lower(), theirs.port))
+
+
 def require_secure(url: str, what: str) -> str:
-    """Refuse a URL that would carry credentials over plain http to a non-loopback host.
+    r"""Refuse a URL that would carry credentials over plain http to a non-loopback host.
 
     RFC 6749 §3.1/§3.2 require TLS for the authorization and token endpoints and RFC 6750
-    §5.3 for bearer tokens. This check is per URL: no process-wide environment switch is read
-    or set.
+    §5.3 for bearer tokens. The URL is judged as the HTTP stack that sends it (urllib3) parses
+    it, and refused when the stdlib would read another host (``http://evil\@127.0.0.1/``,
+    RFC 3986 §3.2 vs. the WHATWG reading of ``\``). This check is per URL: no process-wide
+    environment switch is read or set.
     """
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{what} must be a URL, got {url!r}")
+    if any(ch in url for ch in "\\\t\r\n ") or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise ConfigurationError(f"{what} contains a backslash, whitespace or a control character; "
+                                 "write the URL out plainly (percent-encode those characters)")
+    try:
+        mine, theirs = _authority(url)
+    except (ValueError, urllib3.exceptions.LocationParseError):
+        raise ConfigurationError(f"{what} is not a valid URL: {display_url(url)!r}") from None
+    if mine != theirs:
+        raise ConfigurationError(
+            f"{what} {display_url(url)!r} is ambiguous: it names host {mine[1]!r} to one URL parser and "
+            f"{theirs[1]!r} to another; write it without '@', '\\' or odd characters in the host part")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https" and parts.netloc:
         return url
@@ -78,6 +115,24 @@ def require_secure(url: str, what: str) -> str:
             "unencrypted. Use https (http is allowed only for localhost / 127.0.0.1 / ::1)."
         )
     raise ConfigurationError(f"{what} must be an absolute http(s) URL, got {display_url(url)!r}")
+
+
+def proxies_for(url: str, configured: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """The proxies to send ``url`` with: none at all for loopback (never via HTTP_PROXY), else ``configured``.
+
+    A proxy would see plain-http loopback traffic (tokens, secrets) in clear, and would reach
+    its own loopback, not ours.
+    """
+    if is_loopback(urllib.parse.urlsplit(url).hostname):
+        return NO_PROXY
+    return configured or None
+
+
+def loopback_without_proxy(url: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """For ``requests.Session.merge_environment_settings``: drop every proxy for a loopback URL."""
+    if is_loopback(urllib.parse.urlsplit(url).hostname):
+        settings["proxies"] = dict(NO_PROXY)
+    return settings
 
 
 class HttpReply(Record):
@@ -210,7 +265,7 @@ class Transport:
             with self.session.request(
                 method, url, data=data, json=json_body, headers=dict(headers or {}), auth=auth,
                 timeout=(min(10.0, deadline), deadline), allow_redirects=False, stream=True,
-                verify=self.verify, proxies=self.proxies or None,
+                verify=self.verify, proxies=dict(proxies_for(url, self.proxies) or {}) or None,
             ) as resp:
                 chunks: list[bytes] = []
                 size = 0

@@ -234,13 +234,15 @@ def test_private_ca_bundle_from_requests_environment(tls_server, monkeypatch):
 
 
 def test_https_proxy_environment_is_honoured(faulty, monkeypatch, tls_server):
-    # a proxy that is not there: the error names the proxy settings; NO_PROXY bypasses it
+    # a proxy that is not there: the error names the proxy settings; loopback never goes through it
     url, ca = tls_server
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    p = nbauth.Provider(f"{url}/token", client_id="c", client_secret=SECRET, verify=ca, timeout=3)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    remote = nbauth.Provider("https://idp.example.invalid/token", client_id="c", client_secret=SECRET, timeout=3)
     with pytest.raises(nbauth.ProviderError, match="proxy"):
-        p.get_token_by_client_credentials()
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        remote.get_token_by_client_credentials()
+    p = nbauth.Provider(f"{url}/token", client_id="c", client_secret=SECRET, verify=ca, timeout=3)
     assert p.get_token_by_client_credentials(force=True).token.access_token == "tls-ok"
 
 

@@ -15,6 +15,8 @@ import requests
 
 from nbauth._cli import EXIT_CODES
 
+EXIT_CODES_BY_NAME = {cls.__name__: code for code, cls, _ in EXIT_CODES}
+
 CODE = re.compile(r"user_code=([\w-]+)|code ([A-Z0-9]{4}-[A-Z0-9]{4})")
 
 
@@ -121,18 +123,30 @@ def test_device_login_then_token_whoami_list_logout(idp, nbauth_env):
 
 
 def test_token_refreshes_once_for_many_processes(idp, nbauth_env):
-    profiles(idp, nbauth_env.config_path, short="short-lived-client")  # 3 s access tokens
+    """Holds on a loaded machine: 300 s tokens, and the processes' clock 250 s ahead (NBAUTH_CLOCK_OFFSET)
+    instead of sleeping into a 3 s lifetime - a late process still finds the renewed token fresh."""
+    profiles(idp, nbauth_env.config_path, short="public-client")  # 300 s access tokens, 60 s leeway
     login = cli("login", "short", "--password-stdin", "--username", "alice", input="alice-password\n")
     assert login.returncode == 0, login.stderr
     first = cli("token", "short").stdout.strip()
-    time.sleep(2.0)  # less than half the 3 s lifetime left: due for refresh
-    procs = [subprocess.Popen([sys.executable, "-m", "nbauth", "token", "short"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(4)]
+    assert cli("token", "short").stdout.strip() == first  # fresh: no refresh yet
+    later = {**os.environ, "NBAUTH_CLOCK_OFFSET": "250"}  # 50 s left: due for refresh
+    go = nbauth_env.config_path.parent / "go"
+    start = ("import os, sys, time\nfrom nbauth._cli import main\nopen(sys.argv[1], 'w').close()\n"
+             f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.002)\nsys.exit(main(['token', 'short']))\n")
+    ready = [nbauth_env.config_path.parent / f"ready{i}" for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", start, str(r)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=later) for r in ready]
+    deadline = time.monotonic() + 60
+    while not all(r.exists() for r in ready):  # all imported: released together, they race for the refresh
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    go.touch()
     tokens = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert all(p.returncode == 0 for p in procs)
     assert len(tokens) == 1 and first not in tokens
     assert idp.stats().get("token:refresh_token:200") == 1  # single flight across processes
-    forced = cli("token", "short", "--refresh", "--json")
+    forced = cli("token", "short", "--refresh", "--json", env=later)
     assert json.loads(forced.stdout)["access_token"] not in tokens | {first}
 
 
@@ -151,7 +165,7 @@ def test_unattended_token_with_client_credentials(idp, nbauth_env, resource_api)
 
 
 def test_password_prompt_on_a_terminal(idp, nbauth_env):
-    pty = pytest.importorskip("pty")
+    import pty  # stdlib on POSIX (the suite runs there)
     profiles(idp, nbauth_env.config_path, pw="public-client")
     controller, terminal = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "nbauth", "login", "pw", "--username", "alice"], stdin=terminal,
@@ -257,12 +271,23 @@ class FileKeyring(KeyringBackend):
 '''
 
 
+def test_secret_command_without_a_keyring_backend_is_a_clear_error(idp, nbauth_env):
+    nbauth_env.config_path.write_text(f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
+                                      'client_id = "service-client"\nflow = "client_credentials"\n')
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    out = cli("secret", "svc", input="service-secret\n", env=env)
+    assert out.returncode == EXIT_CODES_BY_NAME["ConfigurationError"], out.stderr
+    assert "Traceback" not in out.stderr and "no usable keyring backend" in out.stderr
+    assert "NBAUTH_CLIENT_SECRET" in out.stderr and "service-secret" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) <= 2
+
+
 def test_secret_command_stores_the_client_secret_in_the_keyring(idp, nbauth_env, tmp_path):
-    pytest.importorskip("keyring")
     (tmp_path / "testkeyring.py").write_text(KEYRING_BACKEND)
     nbauth_env.config_path.write_text(f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
                                       'client_id = "service-client"\nflow = "client_credentials"\n')
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHON_KEYRING_BACKEND": "testkeyring.FileKeyring"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+           "PYTHON_KEYRING_BACKEND": "testkeyring.FileKeyring"}
     assert cli("token", "svc", env=env).returncode == 3
     stored = cli("secret", "svc", input="service-secret\n", env=env)
     assert stored.returncode == 0, stored.stderr

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 import nbauth
-from nbauth import _cache, _dpop
+from nbauth import _dpop, _registry
 from nbauth._dpop import DPoPKey
 
 
@@ -61,7 +61,7 @@ def test_a_dpop_refresh_token_survives_a_restart_and_needs_the_same_key(idp, nba
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
     assert json.loads(files[0].read_text())["token"]["dpop_jwk"]["d"]  # the key lives with the entry
     assert "d=" not in repr(s.token.dpop_key) and thumbprint[:8] in repr(s.token.dpop_key)
-    _cache.clear_registry()  # a new kernel
+    _registry.clear_registry()  # a new kernel
     restored = nbauth.session("demo")
     assert restored.token.dpop_key.thumbprint == thumbprint
     renewed = restored.refresh()

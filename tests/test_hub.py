@@ -11,7 +11,7 @@ import pytest
 from hub.helpers import free_port, start_hub
 
 import nbauth
-from nbauth import _clock, _hub
+from nbauth import _clock, _derived, _hub
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +60,8 @@ def test_a_hub_login_needs_no_prompt_and_no_token_request(on_hub, nbauth_env):
     idp, enter = on_hub
     enter()
     before = idp.stats()
-    s = _hub.hub_login(_provider(idp))
-    assert s.user == "alice" and s.holder.entry.login == "jupyterhub"
+    s = _derived.hub_login(_provider(idp))
+    assert s.user == "alice" and s.login_kind == "jupyterhub"
     assert s.token.refresh_token is None  # the hub's refresh token never reaches the kernel's session
     r = s.get(idp.endpoint("userinfo_endpoint"))
     assert r.status_code == 200 and r.json()["preferred_username"] == "alice"
@@ -91,7 +91,7 @@ def test_a_hub_for_another_issuer_is_skipped_and_says_why(on_hub, idp):
     applies, why = _hub.hub_status(other)
     assert not applies and ("another issuer" in why or "JWKS" in why)
     with pytest.raises(nbauth.VerificationError):
-        _hub.hub_login(other)
+        _derived.hub_login(other)
 
 
 def test_no_hub_environment_is_skipped(monkeypatch, idp):
@@ -100,7 +100,7 @@ def test_no_hub_environment_is_skipped(monkeypatch, idp):
     applies, why = _hub.hub_status(_provider(idp))
     assert not applies and "not on a JupyterHub" in why
     with pytest.raises(nbauth.LoginRequired, match="not on a JupyterHub"):
-        _hub.hub_login(_provider(idp))
+        _derived.hub_login(_provider(idp))
 
 
 def test_a_token_without_the_auth_state_scope_is_refused_saying_which_scope(on_hub, monkeypatch):
@@ -109,13 +109,13 @@ def test_a_token_without_the_auth_state_scope_is_refused_saying_which_scope(on_h
     r = hub.api("POST", "users/alice/tokens", json={"scopes": ["read:users!user"], "expires_in": 600})
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", r.json()["token"])
     with pytest.raises(nbauth.LoginRequired, match="admin:auth_state!user"):
-        _hub.hub_login(_provider(idp))
+        _derived.hub_login(_provider(idp))
 
 
 def test_a_hub_that_keeps_an_expired_token_gives_login_required(on_hub, monkeypatch, no_waits):
     idp, enter = on_hub
     enter("steady")
-    s = _hub.hub_login(_provider(idp))
+    s = _derived.hub_login(_provider(idp))
     real_now = _clock.now
     monkeypatch.setattr(_clock, "now", lambda: real_now() + 400)  # past the 300-s access token
     with pytest.raises(nbauth.LoginRequired, match="auth_refresh_age"):
@@ -129,7 +129,7 @@ def test_renewal_asks_the_hub_which_refreshes_at_the_idp(on_hub, monkeypatch):
     monkeypatch.setattr(_hub, "MIN_INTERVAL", 1.5)
     idp, enter = on_hub
     enter("eager")
-    s = _hub.hub_login(_provider(idp))
+    s = _derived.hub_login(_provider(idp))
     first = s.token.access_token
     idp.set_clock(400)  # the IdP's token really expired
     real_now = _clock.now
@@ -149,7 +149,7 @@ def test_login_takes_the_hub_link_and_explain_says_so(on_hub, nbauth_env, idp):
     answer = nbauth.explain("demo")
     assert answer.chosen == "jupyterhub", str(answer)
     s = nbauth.login("demo")
-    assert s.holder.entry.login == "jupyterhub" and s.user == "alice"
+    assert s.login_kind == "jupyterhub" and s.user == "alice"
     write_profile(idp, nbauth_env)  # the same profile name, for another issuer: the hub's tokens are not for it
     skipped = nbauth.explain("demo")
     row = next(r for r in skipped.links if r[0] == "jupyterhub")
@@ -164,5 +164,5 @@ def test_the_hub_token_stays_out_of_reprs_and_errors(on_hub, monkeypatch):
     assert token not in repr(_hub.hub_config())
     monkeypatch.setenv("JUPYTERHUB_USER", "nobody")
     with pytest.raises(nbauth.AuthError) as info:
-        _hub.hub_login(_provider(idp))
+        _derived.hub_login(_provider(idp))
     assert token not in str(info.value)

@@ -18,7 +18,7 @@ import pytest
 from servers.faulty import json_response, sequence, server_error
 
 import nbauth
-from nbauth import _cache, _session
+from nbauth import _registry, _session
 from nbauth._store import Store
 
 WORKER = str(Path(__file__).with_name("refresh_worker.py"))
@@ -38,6 +38,17 @@ def login(idp, user=("alice", "alice-password")):
 def refreshes(idp):
     s = idp.stats()
     return s.get("token:refresh_token:200", 0), s.get("token:refresh_token:400", 0)
+
+
+@pytest.fixture
+def ahead(monkeypatch):
+    """``ahead(s)``: move nbauth's wall and monotonic clocks ``s`` seconds on (cumulative) instead of sleeping."""
+    from nbauth import _clock
+
+    real_now, real_mono, offset = _clock.now, _clock.monotonic, [0.0]
+    monkeypatch.setattr(_clock, "now", lambda: real_now() + offset[0])
+    monkeypatch.setattr(_clock, "monotonic", lambda: real_mono() + offset[0])
+    return lambda seconds: offset.__setitem__(0, offset[0] + seconds)
 
 
 def wait_expired(session):
@@ -213,12 +224,12 @@ def test_calls_every_400ms_for_8s_never_send_an_expired_token(short, resource_ap
     assert rejected == 0 and 2 <= ok <= 7 and ok < calls / 2  # refresh per lifetime, not per call
 
 
-def test_leeway_is_configurable(short, resource_api_for):
+def test_leeway_is_configurable(short, resource_api_for, ahead):
     api_server = resource_api_for(short)
     p = nbauth.Keycloak(short.origin, "demo", client_id="public-client", client_auth="none", refresh_leeway=0.2)
     api = p.get_token_by_password("alice", "alice-password")
     assert api.token.leeway(p.refresh_leeway) == 0.2
-    time.sleep(1.7)  # past the default leeway (1.5 s of a 3 s token), not past 0.2 s
+    ahead(1.7)  # past the default leeway (1.5 s of a 3 s token), not past 0.2 s
     api.get(api_server.whoami_url)
     assert refreshes(short) == (0, 0)
 
@@ -272,30 +283,30 @@ def token_body(access, lifetime, refresh="rt-1"):
     return {"access_token": access, "token_type": "Bearer", "expires_in": lifetime, "refresh_token": refresh}
 
 
-def test_transient_refresh_failure_keeps_the_valid_token_and_honours_retry_after(faulty):
+def test_transient_refresh_failure_keeps_the_valid_token_and_honours_retry_after(faulty, ahead):
     faulty.set("GET", "/api", json_response({"ok": True}))
     faulty.set("POST", "/token", sequence(json_response(token_body("at-1", 6)), server_error(503, retry_after=2),
                                           json_response(token_body("at-2", 60, "rt-2"))))
     p = nbauth.Provider(f"{faulty.url}/token", client_id="c", client_secret="s", name="flaky")
     api = p.get_token_by_password("alice", "pw")
-    time.sleep(3.2)  # stale (leeway 3 s of a 6 s token), not expired
+    ahead(3.2)  # stale (leeway 3 s of a 6 s token), not expired
     assert api.get(f"{faulty.url}/api").status_code == 200  # refresh failed (503) -> the valid token is used
     assert faulty.hits("/token") == 2
     assert api.get(f"{faulty.url}/api").status_code == 200  # within Retry-After: no new attempt
     assert faulty.hits("/token") == 2
-    time.sleep(2.1)
+    ahead(2.1)
     api.get(f"{faulty.url}/api")
     assert faulty.hits("/token") == 3 and api.token.access_token == "at-2"
     auths = [r.headers["Authorization"] for r in faulty.requests_to("/api")]
     assert auths == ["Bearer at-1", "Bearer at-1", "Bearer at-2"]
 
 
-def test_refresh_failure_after_expiry_is_a_provider_error_and_the_next_call_retries(faulty):
+def test_refresh_failure_after_expiry_is_a_provider_error_and_the_next_call_retries(faulty, ahead):
     faulty.set("GET", "/api", json_response({"ok": True}))
     faulty.set("POST", "/token", sequence(json_response(token_body("at-1", 1)), server_error(503),
                                           json_response(token_body("at-2", 60, "rt-2"))))
     api = nbauth.Provider(f"{faulty.url}/token", client_id="c", client_secret="s").get_token_by_password("a", "pw")
-    time.sleep(1.1)
+    ahead(1.1)
     with pytest.raises(nbauth.ProviderError, match="503"):
         api.get(f"{faulty.url}/api")
     assert not faulty.was_requested("/api")  # nothing was sent with the expired token
@@ -311,15 +322,15 @@ def test_failed_login_never_overwrites_a_good_cache_entry(idp, nbauth_env):
         p.get_token_by_password("alice", "wrong", force=True)
     after = {f.name: f.read_bytes() for f in nbauth_env.cache_dir.glob("*.json")}
     assert before == after
-    _cache.clear_registry()
+    _registry.clear_registry()
     assert nbauth.session("demo").token.access_token == api.token.access_token
 
 
-def test_failed_refresh_never_overwrites_a_good_cache_entry(faulty, nbauth_env):
+def test_failed_refresh_never_overwrites_a_good_cache_entry(faulty, nbauth_env, ahead):
     faulty.set("POST", "/token", sequence(json_response(token_body("at-1", 1)), server_error(500)))
     api = nbauth.Provider(f"{faulty.url}/token", client_id="c", client_secret="s").get_token_by_password("a", "pw")
     before = {f.name: f.read_bytes() for f in nbauth_env.cache_dir.glob("*.json")}
-    time.sleep(1.1)
+    ahead(1.1)
     with pytest.raises(nbauth.ProviderError):
         api.refresh()
     assert {f.name: f.read_bytes() for f in nbauth_env.cache_dir.glob("*.json")} == before

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import nbauth
-from nbauth._cache import CacheKey, Entry, load_entries, read_entry
+from nbauth._entries import CacheKey, Entry, load_entries, read_entry
 from nbauth._store import MAX_ENTRY_BYTES, Store, current_store
 
 KEY = CacheKey.make("https://idp.example/realms/demo", "jupyter", "alice", ("openid",))
@@ -58,14 +58,14 @@ def test_umask_does_not_loosen_modes(tmp_path, monkeypatch):
         os.umask(old)
 
 
-def test_loose_directory_is_tightened(tmp_path, monkeypatch):
+def test_loose_directory_is_refused_never_chmodded(tmp_path, monkeypatch):
     directory = tmp_path / "loose"
     directory.mkdir(mode=0o777)
     os.chmod(directory, 0o777)
     monkeypatch.setenv("NBAUTH_CACHE_DIR", str(directory))
-    with pytest.warns(nbauth.CacheWarning, match="tightened"):
-        assert current_store().enabled
-    assert mode(directory) == 0o700
+    with pytest.warns(nbauth.CacheWarning, match=f"run `chmod 700 {directory}`"):
+        assert not current_store().enabled
+    assert mode(directory) == 0o777 and os.listdir(directory) == []
 
 
 def test_loose_entry_file_is_tightened_on_read(store):
@@ -151,11 +151,14 @@ def test_oversized_file_is_skipped(store):
         assert read_entry(store, KEY) is None
 
 
-def test_file_of_another_user_is_skipped(store):
-    if os.getuid() != 0:
-        pytest.skip("needs root to chown")
+def test_file_of_another_user_is_skipped(store, monkeypatch):
+    """As root (CI): a real chown. Otherwise: the same real file seen by a process of another uid."""
     store.write(KEY.digest, entry().to_json())
-    os.chown(store.path(KEY.digest), 12345, 12345)
+    if os.getuid() == 0:
+        os.chown(store.path(KEY.digest), 65534, 65534)
+    else:
+        store.enabled  # the directory is checked (ours) before the uid changes
+        monkeypatch.setattr(os, "getuid", lambda: os.stat(store.path(KEY.digest)).st_uid + 1)
     with pytest.warns(nbauth.CacheWarning, match="another user"):
         assert read_entry(store, KEY) is None
 

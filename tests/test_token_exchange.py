@@ -8,7 +8,7 @@ import jwt
 import pytest
 
 import nbauth
-from nbauth import _cache
+from nbauth import _registry
 
 EXCHANGE = "token:urn:ietf:params:oauth:grant-type:token-exchange:200"
 
@@ -51,7 +51,7 @@ def test_after_a_restart_the_parent_is_restored_from_the_cache(idp, monkeypatch)
     child = parent.exchange(audience="urn:demo:downstream")
     name = child.name
     del p, parent, child
-    _cache.clear_registry()  # a new kernel; the secret comes from the environment, as nbauth never stores it
+    _registry.clear_registry()  # a new kernel; the secret comes from the environment, as nbauth never stores it
     monkeypatch.setenv("NBAUTH_CLIENT_ID", "exchange-client")
     monkeypatch.setenv("NBAUTH_CLIENT_SECRET", "exchange-secret")
     restored = nbauth.session(name)
@@ -90,7 +90,7 @@ def test_resource_on_the_provider_is_sent_on_login_and_on_refresh_after_a_restar
     s = p.get_token_by_password("alice", "alice-password", scope="openid api:read")
     assert _claims(s.token)["aud"] == "urn:demo:api"
     del p, s
-    _cache.clear_registry()
+    _registry.clear_registry()
     restored = nbauth.session("demo")
     assert restored.provider.resource == ("urn:demo:api",)  # kept in the cache entry
     assert _claims(restored.refresh())["aud"] == "urn:demo:api"

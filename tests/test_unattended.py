@@ -7,11 +7,10 @@ import sys
 import time
 
 import nbformat
+import papermill
 import pytest
 
 import nbauth
-
-papermill = pytest.importorskip("papermill")
 
 NOTEBOOK = pathlib.Path(__file__).resolve().parent.parent / "notebooks" / "20-unattended.ipynb"
 
