@@ -258,7 +258,7 @@ def _normal_token_type(value: str) -> str:
         return "DPoP"
     if value.lower() != "bearer":
         raise ProviderError(
-            f"the provider issued a {value[:40]!r} token; nbauth sends only Bearer (RFC 6750) and DPoP "
+            f"the token response has token_type {value[:40]!r}; nbauth sends only Bearer (RFC 6750) and DPoP "
             "(RFC 9449) tokens"
         )
     return "Bearer"
