@@ -13,6 +13,7 @@ from typing import Any
 
 from . import _session
 from ._grants import TokenRequest
+from ._humanize import duration
 from ._providers import Provider, set_login_backend
 from ._session import Session
 from ._sessions import establish, find_reusable
@@ -35,8 +36,7 @@ def describe_expiry(session: Session) -> str:
         return "no expiry given"
     if left <= 0:
         return "expired, will refresh on first use"
-    minutes = int(left // 60)
-    return f"expires in {minutes} min" if minutes else f"expires in {int(left)} s"
+    return f"expires in {duration(left)}"
 
 
 def reuse_line(session: Session) -> str:

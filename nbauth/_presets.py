@@ -153,7 +153,7 @@ def fetch_metadata(issuer: str, transport: Transport) -> dict[str, Any]:
         if str(meta.get("issuer", "")).rstrip("/") != issuer:
             raise VerificationError(
                 f"discovery at {reply.where} names issuer {str(meta.get('issuer'))[:200]!r}, not {issuer!r} "
-                "(OIDC Discovery §4.3): check the issuer URL"
+                "(they must be equal): check the issuer URL"
             )
         with _discovery_lock:
             _discovered[issuer] = (_clock.monotonic(), meta)

@@ -18,6 +18,7 @@ from typing import Any
 from . import _clock
 from ._cache import CacheKey, Entry, Holder, get_holder, holders, load_entries, put_holder, read_entry
 from ._errors import LoginRequired
+from ._humanize import duration
 from ._providers import Provider, live_provider
 from ._session import Session, save_entry
 from ._store import current_store
@@ -164,7 +165,7 @@ class SessionTable(list[dict[str, Any]]):
             elif expires_at <= now:
                 expires = "expired"
             else:
-                expires = f"in {int(expires_at - now) // 60} min {int(expires_at - now) % 60} s"
+                expires = f"in {duration(expires_at - now)}"
             yield [str(row["name"]), str(row["user"] or ""), str(row["issuer"]), str(row["client_id"]),
                    str(row["scope"]), expires, "yes" if row["refreshable"] else "no", str(row["where"])]
 
