@@ -53,6 +53,11 @@ from ._transport import InsecureTLSWarning
 
 del _login
 
+from . import _ipython  # noqa: E402 - in IPython/Jupyter: AuthError tracebacks show the user's cell only
+
+_ipython.install()
+del _ipython
+
 __version__ = "0.1.0"
 
 __all__ = [

@@ -131,7 +131,8 @@ def _renew_and_save(holder: Holder, token: Token, leeway: float | None, *, force
         if exc.error in ("invalid_grant", "invalid_token") or exc.code == "invalid_grant":
             # the grant is dead (revoked, expired, or a rotated token was replayed): forget the refresh token
             save_entry(holder, token.replace(refresh_token=None), store_generation=store_generation)
-            log.warning("nbauth: the refresh token of %r was rejected (%s)", holder.entry.name, exc.error)
+            # info, not warning: handled here (an error below says what to do; a still-valid token stays in use)
+            log.info("nbauth: the refresh token of %r was rejected (%s)", holder.entry.name, exc.error)
             if expired or force:
                 raise LoginRequired(
                     f"the session {holder.entry.name!r} can no longer be refreshed (the provider answered "
@@ -143,7 +144,7 @@ def _renew_and_save(holder: Holder, token: Token, leeway: float | None, *, force
         holder.retry_at = _clock.monotonic() + min(max(exc.retry_after or 5.0, 1.0), 120.0)
         if expired or force:
             raise
-        log.warning("nbauth: refresh of %r failed (%s); the current token stays in use", holder.entry.name,
+        log.info("nbauth: refresh of %r failed (%s); the current token stays in use", holder.entry.name,
                     exc.message)
         return token
     holder.retry_at = 0.0

@@ -14,13 +14,13 @@ PKG = ROOT / "nbauth"
 
 #: design.md's layers; a module may import only from its own layer or those listed before it.
 LAYERS = [
-    ("errors", {"_errors", "_clock", "_record"}),
+    ("errors", {"_errors", "_clock", "_record", "_humanize"}),
     ("tokens", {"_tokens", "_jwt"}),
     ("grants", {"_grants", "_device"}),
     ("providers", {"_providers", "_exchange", "_presets", "_transport", "_client_auth"}),
     ("cache", {"_cache", "_store"}),
     ("session", {"_session", "_sessions"}),
-    ("ui", {"_login", "_profiles", "_cli", "__main__", "ui", "httpx_auth", "__init__"}),
+    ("ui", {"_login", "_profiles", "_cli", "_cli_hints", "_ipython", "__main__", "ui", "httpx_auth", "__init__"}),
 ]
 
 
