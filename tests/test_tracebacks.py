@@ -7,6 +7,7 @@ the frontend would render, and the streams, for frames of nbauth / requests / IP
 import re
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -81,3 +82,14 @@ def test_full_tracebacks_on_request(idp, monkeypatch):
     (_, cell) = run_cells("import nbauth", "nbauth.session('no-such-session')")
     _, text, _ = rendered(cell)
     assert "_sessions.py" in text  # the frames are there for a bug report
+
+
+@pytest.mark.parametrize("wait", ["", "\nimport time\ntime.sleep(2.5)  # the card's ticker sees it first"])
+def test_session_shown_beneath_the_card_says_logged_out_after_logout(idp, monkeypatch, wait):
+    """The text of `api` on a cell's last line is rewritten (update_display) after a logout in another cell."""
+    monkeypatch.setenv("NBAUTH_UI", "widgets")  # nbclient has no frontend of its own: widgets as in JupyterLab
+    cells = run_cells(setup_cell(idp) + "\ncard = api.status()", "api", "api.logout()" + wait)
+    shown = [o for o in cells[1].outputs if "text/plain" in o.get("data", {})]
+    assert shown, cells[1].outputs
+    text = shown[0]["data"]["text/plain"]
+    assert "logged out" in text and "expires" not in text, text

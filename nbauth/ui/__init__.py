@@ -19,6 +19,7 @@ from .._login import reuse_line
 from .._providers import Provider
 from .._session import Session
 from .._sessions import find_reusable
+from ._displays import register as _register_displays
 from ._frontend import has_frontend
 from ._report import StatusReport
 from ._text import browser_login_text, device_login_text, password_login_text
@@ -69,6 +70,8 @@ def interactive(kind: str, provider: Provider, *, scope: Any = None, force: bool
     """
     __tracebackhide__ = True
     _check(kind, options)
+    if has_frontend():
+        _register_displays()  # the session shown as the cell's result follows a later logout
     requested = scope if scope is not None else provider.scope
     if not force:
         reused = find_reusable(provider, client_id=provider.client_id, scope=scope_items(requested),
@@ -95,6 +98,8 @@ def status(session: Session) -> Any:
     """
     if has_frontend():
         from ._widgets import status_widget
+
+        _register_displays()
 
         return status_widget(session)
     return StatusReport(session)
