@@ -11,6 +11,7 @@ The public names are listed in ``__all__``; everything in ``nbauth._*`` is priva
 
 from __future__ import annotations
 
+from . import _ipython
 from ._entries import CacheKey
 from ._errors import (
     AccessDenied,
@@ -51,6 +52,9 @@ from ._session import LogoutReport, Session
 from ._store import CacheWarning
 from ._tokens import Token, TokenState
 from ._transport import InsecureTLSWarning
+
+_ipython.install()
+del _ipython
 
 __version__ = "0.1.0"
 

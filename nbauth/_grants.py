@@ -269,7 +269,7 @@ def _check_state_and_error(params: Mapping[str, str], state: str | None) -> None
         raise error_from_code(params["error"], params.get("error_description", ""))
     if state is not None and not secrets.compare_digest(params.get("state", ""), state):
         raise VerificationError(
-            "the state in the redirect does not match the one sent (RFC 6749 §10.12): "
+            "the state in the redirect does not match the one sent: "
             "use the URL of this login attempt, or start the login again"
         )
 
@@ -286,7 +286,8 @@ def parse_authorization_response(
     _check_state_and_error(params, state)
     iss = params.get("iss")
     if issuer is not None and (iss is not None or require_iss) and iss != issuer:
-        raise VerificationError("the redirect's iss is not this provider (RFC 9207): possible mix-up attack")
+        raise VerificationError("the redirect names another provider (iss) than this one: possible mix-up "
+                                "attack; start the login again")
     code = params.get("code")
     if not code:
         raise VerificationError("the redirect URL carries no authorization code")

@@ -18,6 +18,7 @@ from . import _clock
 from ._credentials import secret_for
 from ._entries import CacheKey, Entry, load_entries
 from ._errors import ConfigurationError, LoginRequired
+from ._humanize import duration
 from ._login import session_of
 from ._providers import Provider, live_provider
 from ._registry import Holder, get_holder, holders, put_holder
@@ -109,7 +110,7 @@ class SessionTable(list[dict[str, Any]]):
             elif expires_at <= now:
                 expires = "expired"
             else:
-                expires = f"in {int(expires_at - now) // 60} min {int(expires_at - now) % 60} s"
+                expires = f"in {duration(expires_at - now)}"
             yield [str(row["id"]), str(row["user"] or ""), str(row["issuer"]), str(row["client_id"]),
                    str(row["scope"]), expires, "yes" if row["refreshable"] else "no", str(row["where"])]
 

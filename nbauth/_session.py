@@ -18,6 +18,7 @@ from requests_oauthlib import OAuth2Session
 
 from ._entries import CacheKey, Entry
 from ._errors import AuthError, ConfigurationError, OAuthError, ProviderError
+from ._humanize import duration
 from ._refresh import ensure_token, save_entry
 from ._registry import Holder, drop_holder
 from ._secret import Secret
@@ -144,8 +145,7 @@ class Session(OAuth2Session):  # type: ignore[misc]
         leeway = self.provider.refresh_leeway if self.provider is not None else None
         if token.state(leeway) is not TokenState.FRESH:
             return "refreshes on next use" if self.renewable else "expired"
-        minutes = int(left // 60)
-        return f"expires in {minutes} min" if minutes else f"expires in {int(left)} s"
+        return f"expires in {duration(left)}"
 
     def __repr__(self) -> str:
         who = f" user={self.user!r}" if self.user else ""

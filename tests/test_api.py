@@ -14,14 +14,14 @@ PKG = ROOT / "nbauth"
 
 #: design.md's layers; a module may import only from its own layer or those listed before it.
 LAYERS = [
-    ("errors", {"_errors", "_clock", "_record", "_secret", "_terminal"}),
+    ("errors", {"_errors", "_clock", "_record", "_secret", "_terminal", "_humanize"}),
     ("tokens", {"_tokens", "_jwt", "_scope"}),
     ("grants", {"_grants", "_device", "_loopback"}),
     ("providers", {"_transport", "_client_auth", "_fixes", "_settings", "_exchange", "_discovery"}),
     ("cache", {"_store", "_entries", "_registry", "_credentials", "_cachedir", "_perms"}),
     ("session", {"_refresh", "_session", "_fsauth", "fs", "duckdb"}),
     ("login", {"_reuse", "_drivers", "_login", "_providers", "_presets", "_lookup"}),
-    ("ui", {"ui", "_profiles", "_cli", "__main__", "httpx_auth", "__init__"}),
+    ("ui", {"ui", "_profiles", "_cli", "_cli_hints", "_ipython", "__main__", "httpx_auth", "__init__"}),
 ]
 UI = len(LAYERS) - 1
 
