@@ -214,6 +214,11 @@ class Custom(Record):
     def __hash__(self) -> int:
         return hash(("Custom", tuple(sorted(self.params.items())), self.endpoint))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle without the values of secret parameters (they are dropped, as Record drops hidden fields)."""
+        params = {k: v for k, v in self.params.items() if k not in SECRET_PARAMS}
+        return Custom, (params, self.endpoint)
+
     def request(self, separator: str = " ") -> TokenRequest:
         params = {str(k): str(v) for k, v in self.params.items() if v is not None}
         user = params.get("grant_type") != "client_credentials"

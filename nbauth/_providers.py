@@ -176,6 +176,12 @@ class Provider(Exchange):
         )
         return out
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle the public configuration only; the secret comes from the unpickling process's own
+        provider object for that issuer and client, when it has one (never from the bytes).
+        """
+        return _unpickle_provider, (self.config(),)
+
     @classmethod
     def from_config(cls, config: Mapping[str, Any], client_secret: str | None = None) -> Provider:
         kwargs = {k: v for k, v in config.items() if k != "has_client_secret"}
@@ -244,6 +250,11 @@ class Provider(Exchange):
         """Authorization code + PKCE in the browser with a loopback redirect (RFC 8252)."""
         __tracebackhide__ = True
         return self._login().interactive("browser", self, {"scope": scope, "force": force, **options})
+
+
+def _unpickle_provider(config: Mapping[str, Any]) -> Provider:
+    live = live_provider(config.get("issuer") or config["token_url"], config.get("client_id"))
+    return live if live is not None else Provider.from_config(config)
 
 
 def _replace_endpoint(request: TokenRequest, endpoint: str) -> TokenRequest:

@@ -51,5 +51,14 @@ class Record:
         values.update(changes)
         return type(self)(**values)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by value without the ``_hidden`` (secret) fields: they unpickle as None."""
+        values = {name: (None if name in self._hidden else getattr(self, name)) for name in self.__slots__}
+        return _rebuild, (type(self), values)
+
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+def _rebuild(cls: type[R], values: dict[str, Any]) -> R:
+    return cls(**values)

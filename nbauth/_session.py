@@ -256,23 +256,36 @@ class Session(OAuth2Session):  # type: ignore[misc]
         if withhold_token or self._holder is None:
             return requests.Session.request(self, method, url, data=data, headers=headers, **kwargs)
         _check_origin(url)
-        token = ensure_token(self._holder)
+        token = self.fresh_token()
         send_headers = dict(headers or {})
         send_headers["Authorization"] = f"Bearer {token.access_token}"
         for hook in self.compliance_hook["protected_request"]:
             url, send_headers, data = hook(url, send_headers, data)
         response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
         if _invalid_token(response) and _replayable(data, kwargs):
-            renewed = ensure_token(self._holder, force=True, seen=token.access_token)
+            renewed = self.fresh_token(force=True, seen=token.access_token)
             response.close()
             send_headers["Authorization"] = f"Bearer {renewed.access_token}"
             response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
         return response
 
+    def fresh_token(self, *, force: bool = False, seen: str | None = None) -> Token:
+        """The token source of :meth:`request`: a token fit to send now (see :func:`ensure_token`).
+
+        A session on a dask worker overrides only this: its tokens come from the owning kernel.
+        """
+        return ensure_token(self.holder, force=force, seen=seen)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as a handle of public facts: no token, secret or password travels (nbauth._handle)."""
+        from ._handle import reduce_session
+
+        return reduce_session(self)
+
     # ---- lifecycle
     def refresh(self) -> Token:
         """Renew the token now (refresh grant, or client credentials again) and return it."""
-        return ensure_token(self.holder, force=True, seen=self.holder.token.access_token)
+        return self.fresh_token(force=True, seen=self.holder.token.access_token)
 
     def refresh_token(self, token_url: str | None = None, refresh_token: str | None = None,
                       **kwargs: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 from . import _clock
 from ._cache import CacheKey, Entry, Holder, get_holder, holders, load_entries, put_holder, read_entry
 from ._errors import LoginRequired
+from ._handle import shared_with
 from ._providers import Provider, live_provider
 from ._session import Session, save_entry
 from ._store import current_store
@@ -153,7 +154,7 @@ def session(name: str | None = None) -> Session:
 class SessionTable(list[dict[str, Any]]):
     """``nbauth.sessions()``: a list of rows, shown as a table (HTML in a notebook)."""
 
-    COLUMNS = ("name", "user", "issuer", "client_id", "scope", "expires", "refreshable", "where")
+    COLUMNS = ("name", "user", "issuer", "client_id", "scope", "expires", "refreshable", "where", "shared")
 
     def _cells(self) -> Iterator[list[str]]:
         now = _clock.now()
@@ -166,7 +167,8 @@ class SessionTable(list[dict[str, Any]]):
             else:
                 expires = f"in {int(expires_at - now) // 60} min {int(expires_at - now) % 60} s"
             yield [str(row["name"]), str(row["user"] or ""), str(row["issuer"]), str(row["client_id"]),
-                   str(row["scope"]), expires, "yes" if row["refreshable"] else "no", str(row["where"])]
+                   str(row["scope"]), expires, "yes" if row["refreshable"] else "no", str(row["where"]),
+                   ", ".join(row.get("shared", ())) or "-"]
 
     def __str__(self) -> str:
         rows = [list(self.COLUMNS), *self._cells()]
@@ -203,6 +205,7 @@ def sessions() -> SessionTable:
             "name": entry.name, "user": entry.token.user or entry.username, "issuer": entry.key.issuer,
             "client_id": entry.key.client_id, "scope": " ".join(entry.token.scope) or entry.key.scope,
             "expires_at": entry.token.expires_at, "refreshable": entry.token.refreshable, "where": where,
+            "shared": shared_with(entry.key),  # the dask clusters it is shared with (nbauth.dask)
         })
 
     for holder in holders():
