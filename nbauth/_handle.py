@@ -106,7 +106,8 @@ def restore(handle: SessionHandle) -> Session:
 
     holder = get_holder(handle.key)
     if holder is not None and not holder.logged_out:
-        return _session_of(holder)
+        # in the owner (e.g. a scheduler in this process re-sending the task): the live tokens, the same channel
+        return relayed(holder, handle) if handle.channel else _session_of(holder)
     if handle.channel and _on_dask_worker():
         from ._scaleout import worker_session
 
@@ -145,6 +146,17 @@ def detached(handle: SessionHandle, why: str) -> Session:
             return restore, (handle,)
 
     return Detached(placeholder_holder(handle, Token(access_token="", expires_at=0.0)))
+
+
+def relayed(holder: Holder, handle: SessionHandle) -> Session:
+    """A session on the live holder that pickles to ``handle`` again (keeps the cluster it was shared with)."""
+    from ._session import Session
+
+    class Relayed(Session):
+        def __reduce__(self) -> tuple[Any, tuple[SessionHandle]]:
+            return restore, (handle,)
+
+    return Relayed(holder)
 
 
 def mark_shared(key: CacheKey, client_id: str, label: str) -> None:

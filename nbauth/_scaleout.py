@@ -259,6 +259,7 @@ class Source:
         self.checked = float("-inf")
         self.beat: int | None = None
         self.beat_changed = _clock.monotonic()
+        self.failure: tuple[AuthError, float] | None = None
         self.session = WorkerSession(self)
 
     @property
@@ -274,10 +275,14 @@ class Source:
         with self.lock:
             if force and self.token.access_token != seen and self.token.state(self.leeway) is TokenState.FRESH:
                 return self.token  # another thread of this process already got the renewed one
-            token = self._take(self._read())
-            if self._usable(token, force=force, seen=seen):
-                return token
-            return self._ask(force=force, seen=seen)
+            if self.failure is not None and _clock.monotonic() - self.failure[1] < CHECK_EVERY:
+                raise type(self.failure[0])(self.failure[0].message)  # the threads behind do not wait again
+            try:
+                token = self._take(self._read())
+                return token if self._usable(token, force=force, seen=seen) else self._ask(force=force, seen=seen)
+            except AuthError as exc:
+                self.failure = (exc, _clock.monotonic())
+                raise
 
     def _usable(self, token: Token, *, force: bool, seen: str | None) -> bool:
         if force:

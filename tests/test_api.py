@@ -19,8 +19,8 @@ LAYERS = [
     ("grants", {"_grants", "_device"}),
     ("providers", {"_providers", "_exchange", "_presets", "_transport", "_client_auth"}),
     ("cache", {"_cache", "_store"}),
-    ("session", {"_session", "_sessions"}),
-    ("ui", {"_login", "_profiles", "_cli", "__main__", "ui", "httpx_auth", "__init__"}),
+    ("session", {"_session", "_sessions", "_handle", "_scaleout"}),
+    ("ui", {"_login", "_profiles", "_cli", "__main__", "ui", "httpx_auth", "dask", "__init__"}),
 ]
 
 
@@ -80,7 +80,8 @@ def test_presets_are_providers():
 
 def test_import_nbauth_does_not_load_widgets_or_heavy_deps():
     code = ("import sys, nbauth; heavy = [m for m in ('ipywidgets', 'IPython', 'jwt', 'cryptography', 'filelock', "
-            "'platformdirs', 'segno', 'jupyter_ui_poll', 'keyring', 'httpx') if m in sys.modules]; print(heavy)")
+            "'platformdirs', 'segno', 'jupyter_ui_poll', 'keyring', 'httpx', 'dask', 'distributed', 'cloudpickle') "
+            "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
