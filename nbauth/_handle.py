@@ -16,6 +16,7 @@ the same host) it is restored from that process's cache with the file lock, as
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sys
@@ -136,27 +137,36 @@ def placeholder_holder(handle: SessionHandle, token: Token) -> Holder:
 
 def detached(handle: SessionHandle, why: str) -> Session:
     """A session whose every request raises ``LoginRequired(why)``: unpickling itself never fails."""
-    from ._session import Session
-
-    class Detached(Session):
-        def fresh_token(self, *, force: bool = False, seen: str | None = None) -> Token:
-            raise LoginRequired(why)
-
-        def __reduce__(self) -> tuple[Any, tuple[SessionHandle]]:
-            return restore, (handle,)
-
-    return Detached(placeholder_holder(handle, Token(access_token="", expires_at=0.0)))
+    session = _classes()[1](placeholder_holder(handle, Token(access_token="", expires_at=0.0)))
+    session._nbauth_handle, session._nbauth_why = handle, why
+    return session
 
 
 def relayed(holder: Holder, handle: SessionHandle) -> Session:
     """A session on the live holder that pickles to ``handle`` again (keeps the cluster it was shared with)."""
+    session = _classes()[0](holder)
+    session._nbauth_handle = handle
+    return session
+
+
+@functools.cache
+def _classes() -> tuple[type[Session], type[Session]]:
+    """(Relayed, Detached): Session subclasses that pickle to the handle they came from."""
     from ._session import Session
 
     class Relayed(Session):
-        def __reduce__(self) -> tuple[Any, tuple[SessionHandle]]:
-            return restore, (handle,)
+        _nbauth_handle: SessionHandle
 
-    return Relayed(holder)
+        def __reduce__(self) -> tuple[Any, tuple[SessionHandle]]:
+            return restore, (self._nbauth_handle,)
+
+    class Detached(Relayed):
+        _nbauth_why: str
+
+        def fresh_token(self, *, force: bool = False, seen: str | None = None) -> Token:
+            raise LoginRequired(self._nbauth_why)
+
+    return Relayed, Detached
 
 
 def mark_shared(key: CacheKey, client_id: str, label: str) -> None:

@@ -322,6 +322,8 @@ class Source:
         state = self._rpc("get_metadata", keys=_metadata_key(self.channel), default=None)
         self.checked = _clock.monotonic()
         beat = state.get("beat") if isinstance(state, Mapping) else None
+        if isinstance(state, Mapping) and state.get("error"):
+            return state  # what the owner said last (logged out, unshared, grant dead) wins over its silence
         if beat != self.beat or self.beat is None:
             self.beat, self.beat_changed = beat, self.checked
         elif self.checked - self.beat_changed > OWNER_TIMEOUT:
