@@ -101,7 +101,12 @@ def write_report(results: dict[str, Any], out: Path) -> int:
     target = BENCH / "RESULTS.md" if full else out / "RESULTS.partial.md"
     png = BENCH / "refresh.png" if full else out / "refresh.partial.png"
     report.chart(results, png)
-    target.write_text(report.markdown(results, results["machine"], runtime, os.path.relpath(png, target.parent)))
+    text = report.markdown(results, results["machine"], runtime, os.path.relpath(png, target.parent))
+    old = target.read_text() if target.exists() else ""
+    begin, end = "<!-- data-tools:begin -->", "<!-- data-tools:end -->"
+    if begin in old and end in old:  # bench/data.py's section (python -m bench.data) is kept
+        text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+    target.write_text(text)
     scaleout_goals: list[tuple[str, str, bool]] = []
     if "scaleout" in results:
         from bench import scaleout

@@ -11,8 +11,7 @@ The public names are listed in ``__all__``; everything in ``nbauth._*`` is priva
 
 from __future__ import annotations
 
-from . import _login  # registers the login backend with the providers layer
-from ._cache import CacheKey
+from ._entries import CacheKey
 from ._errors import (
     AccessDenied,
     AuthError,
@@ -33,6 +32,7 @@ from ._errors import (
     UnsupportedGrantType,
     VerificationError,
 )
+from ._exchange import VerificationWarning
 from ._grants import (
     AuthorizationCode,
     ClientCredentials,
@@ -42,16 +42,15 @@ from ._grants import (
     parse_implicit_response,
     pkce_pair,
 )
+from ._lookup import session, sessions
 from ._presets import Fusio, IdentityServer, Keycloak, SimpleIdServer
 from ._profiles import login
 from ._providers import Provider
-from ._session import Session
-from ._sessions import session, sessions
+from ._secret import Secret
+from ._session import LogoutReport, Session
 from ._store import CacheWarning
 from ._tokens import Token, TokenState
 from ._transport import InsecureTLSWarning
-
-del _login
 
 __version__ = "0.1.0"
 
@@ -77,11 +76,13 @@ __all__ = [
     "Keycloak",
     "LoginCancelled",
     "LoginRequired",
+    "LogoutReport",
     "OAuthError",
     "Password",
     "Provider",
     "ProviderError",
     "RefreshToken",
+    "Secret",
     "Session",
     "SimpleIdServer",
     "SlowDown",
@@ -90,6 +91,7 @@ __all__ = [
     "UnauthorizedClient",
     "UnsupportedGrantType",
     "VerificationError",
+    "VerificationWarning",
     "login",
     "parse_implicit_response",
     "pkce_pair",

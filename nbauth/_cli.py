@@ -17,7 +17,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._cache import load_entries
+from ._credentials import KEYRING_SERVICE
+from ._entries import load_entries
 from ._errors import (
     AuthError,
     ConfigurationError,
@@ -29,7 +30,7 @@ from ._errors import (
     ProviderError,
     VerificationError,
 )
-from ._login import describe_expiry
+from ._lookup import session, sessions
 from ._profiles import (
     FLOWS,
     Profile,
@@ -42,8 +43,7 @@ from ._profiles import (
     provider_for,
     run_flow,
 )
-from ._session import Session, ensure_token
-from ._sessions import KEYRING_SERVICE, session, sessions
+from ._session import Session
 from ._store import current_store
 from ._tokens import TokenState
 
@@ -123,17 +123,17 @@ def _emit(data: Any) -> None:
 
 def summary(s: Session) -> dict[str, Any]:
     """A session's public facts (no token) for --json output."""
-    token, entry = s.holder.token, s.holder.entry
+    token = s.entry.token
     left = token.expires_in
-    return {"name": s.name, "user": s.user, "issuer": s.key.issuer, "client_id": s.key.client_id or None,
-            "scope": list(token.scope) or s.key.scope.split(), "login": entry.login,
+    return {"name": s.name, "id": s.id, "user": s.user, "issuer": s.key.issuer, "client_id": s.key.client_id or None,
+            "scope": list(token.scope) or s.key.scope.split(), "login": s.login_kind,
             "expires_at": token.expires_at, "expires_in": None if left is None else round(left),
             "refreshable": token.refreshable}
 
 
 def _line(s: Session) -> str:
     who = s.user or f"client {s.key.client_id}"
-    return f"{s.name}: {who} at {s.key.issuer} ({describe_expiry(s)})"
+    return f"{s.id}: {who} at {s.key.issuer} ({s.expiry_text()})"
 
 
 def _profile_or_none(name: str | None) -> Profile | None:
@@ -154,11 +154,10 @@ def resolve(name: str | None) -> Session:
         found = session(profile.name)
     except LoginRequired:
         return login(name or profile.name, interactive=False)
-    if found.holder.token.state(found.provider.refresh_leeway) is not TokenState.FRESH:
+    if found.entry.token.state(found.provider.refresh_leeway) is not TokenState.FRESH:
         provider = provider_for(profile)  # the profile's provider holds the secret a refresh may need
-        same = (provider.issuer_key.rstrip("/"), provider.client_id or "") == (found.key.issuer, found.key.client_id)
-        if same and provider.client_secret:
-            found.holder.provider = provider
+        if provider.client_secret:
+            found.renew_with(provider)
     return found
 
 
@@ -196,7 +195,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     s = resolve(args.name)
-    token = ensure_token(s.holder, force=args.refresh, seen=s.holder.token.access_token if args.refresh else None)
+    token = s.fresh_token(force=args.refresh, seen=s.entry.token.access_token if args.refresh else None)
     if args.json:
         left = token.expires_in
         _emit({"access_token": token.access_token, "token_type": token.token_type, "name": s.name,
@@ -209,7 +208,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_whoami(args: argparse.Namespace) -> int:
     s = resolve(args.name)
-    if s.holder.entry.login == "client_credentials":
+    if s.login_kind == "client_credentials":
         claims: dict[str, Any] = {"client_id": s.key.client_id}  # no user behind a service token
     else:
         claims = s.whoami()

@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Callable
 
 from ._errors import ConfigurationError
+from ._secret import Secret
 
 __all__ = ["CLIENT_AUTH_METHODS", "apply_client_auth", "basic_credentials", "register_client_auth"]
 
@@ -26,7 +27,7 @@ def basic_credentials(client_id: str, client_secret: str) -> str:
     ``%`` or non-ASCII characters.
     """
     pair = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(client_secret)}"
-    return "Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii")
+    return Secret("Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii"))
 
 
 def client_secret_basic(headers: dict[str, str], body: dict[str, str], client_id: str | None,

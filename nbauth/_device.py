@@ -16,14 +16,15 @@ forever. A few transient failures (5xx, timeouts) are retried with a longer inte
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import urllib.parse
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from ._errors import ExpiredToken, ProviderError, error_from_code
-from ._grants import DeviceCode, TokenRequest, join_scope
+from ._grants import DeviceCode, TokenRequest
+from ._record import Record
+from ._scope import join_scope
 
 __all__ = [
     "DevicePoll",
@@ -42,42 +43,65 @@ MAX_EXPIRES_IN = 3600.0
 MAX_TRANSIENT_FAILURES = 3
 
 
-@dataclasses.dataclass(frozen=True)
-class Reply:
+class Reply(Record):
     """An HTTP answer handed back to the generator: status and parsed JSON (None if not JSON).
 
     ``error`` is set instead when no usable answer came (timeout, refused, HTML...).
     """
 
+    __slots__ = ("body", "error", "status")
     status: int
-    body: Any = None
-    error: ProviderError | None = None
+    body: Any
+    error: ProviderError | None
+
+    def __init__(self, status: int, body: Any = None, error: ProviderError | None = None) -> None:
+        self._set(status=status, body=body, error=error)
 
 
-@dataclasses.dataclass(frozen=True)
-class DeviceStart:
+class DeviceStart(Record):
+    """POST the device authorization request (RFC 8628 §3.1) with these fields."""
+
+    __slots__ = ("params",)
     params: Mapping[str, str]
 
+    def __init__(self, params: Mapping[str, str]) -> None:
+        self._set(params=params)
 
-@dataclasses.dataclass(frozen=True)
-class DevicePrompt:
+
+class DevicePrompt(Record):
     """What to show the user (RFC 8628 §3.3): go to ``verification_uri``, type ``user_code``."""
 
+    __slots__ = ("expires_in", "interval", "user_code", "verification_uri", "verification_uri_complete")
     user_code: str
     verification_uri: str
     verification_uri_complete: str | None
     expires_in: float
     interval: float
 
+    def __init__(self, user_code: str, verification_uri: str, verification_uri_complete: str | None,
+                 expires_in: float, interval: float) -> None:
+        self._set(user_code=user_code, verification_uri=verification_uri,
+                  verification_uri_complete=verification_uri_complete, expires_in=expires_in, interval=interval)
 
-@dataclasses.dataclass(frozen=True)
-class Wait:
+
+class Wait(Record):
+    """Wait that many seconds before the next step (RFC 8628 §3.5)."""
+
+    __slots__ = ("seconds",)
     seconds: float
 
+    def __init__(self, seconds: float) -> None:
+        self._set(seconds=seconds)
 
-@dataclasses.dataclass(frozen=True)
-class DevicePoll:
+
+class DevicePoll(Record):
+    """POST the device access token request (RFC 8628 §3.4)."""
+
+    __slots__ = ("request",)
     request: TokenRequest
+
+    def __init__(self, request: TokenRequest) -> None:
+        self._set(request=request)
 
 
 Step = DeviceStart | DevicePrompt | Wait | DevicePoll
@@ -112,8 +136,7 @@ def parse_device_response(body: Any) -> tuple[str, DevicePrompt]:
         raise ProviderError("the device authorization response has no device_code")
     if not isinstance(user_code, str) or not user_code or len(user_code) > 64 or not user_code.isprintable():
         raise ProviderError("the device authorization response has no usable user_code")
-    # "verification_url" is what some providers (Google) send instead of the RFC name
-    uri = _http_url(body.get("verification_uri", body.get("verification_url")), "verification_uri")
+    uri = _http_url(body.get("verification_uri"), "verification_uri")
     complete = body.get("verification_uri_complete")
     complete = _http_url(complete, "verification_uri_complete") if complete is not None else None
     prompt = DevicePrompt(
@@ -124,6 +147,23 @@ def parse_device_response(body: Any) -> tuple[str, DevicePrompt]:
         interval=_seconds(body.get("interval"), DEFAULT_INTERVAL, MAX_INTERVAL),
     )
     return device_code, prompt
+
+
+def _started(reply: Reply) -> tuple[str, DevicePrompt]:
+    """The device authorization response (RFC 8628 §3.2), or its typed error."""
+    if reply.error is not None:
+        raise reply.error
+    body = reply.body
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        raise error_from_code(body["error"], str(body.get("error_description") or ""), status=reply.status)
+    if reply.status != 200:
+        raise ProviderError("the device authorization endpoint refused the request", status=reply.status)
+    return parse_device_response(body)
+
+
+def _next_interval(interval: float, error: str) -> float:
+    """Keep polling; ``slow_down`` adds 5 s to the interval for good (RFC 8628 §3.5)."""
+    return min(interval + SLOW_DOWN_STEP, MAX_INTERVAL) if error == "slow_down" else interval
 
 
 def device_flow(
@@ -148,14 +188,7 @@ def device_flow(
     params.update(extra or {})
 
     reply: Reply = yield DeviceStart(params)
-    if reply.error is not None:
-        raise reply.error
-    body = reply.body
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        raise error_from_code(body["error"], str(body.get("error_description") or ""), status=reply.status)
-    if reply.status != 200:
-        raise ProviderError("the device authorization endpoint refused the request", status=reply.status)
-    device_code, prompt = parse_device_response(body)
+    device_code, prompt = _started(reply)
     deadline = monotonic() + prompt.expires_in
     yield prompt
 
@@ -181,10 +214,8 @@ def device_flow(
             interval = min(interval * 2, MAX_INTERVAL)
             continue
         failures = 0
-        if error == "authorization_pending":
-            continue
-        if error == "slow_down":
-            interval = min(interval + SLOW_DOWN_STEP, MAX_INTERVAL)
+        if error in ("authorization_pending", "slow_down"):
+            interval = _next_interval(interval, error)
             continue
         if isinstance(error, str):
             raise error_from_code(error, str(body.get("error_description") or ""), status=reply.status,

@@ -1,60 +1,56 @@
 """What a provider sends: token, device, revocation, userinfo and JWKS requests (RFC 6749 §4-6,
 RFC 8628, RFC 7009, OIDC Core §3.1.3.7 / §5.3), and how their answers become tokens or typed errors.
 
-:class:`Exchange` is the half of :class:`~nbauth.Provider` that talks to the server; the
-other half (:mod:`nbauth._providers`) holds the configuration and the public entry points.
+:class:`Exchange` adds the requests to the :class:`~nbauth._settings.ProviderSettings` it
+extends; provider quirks reach it only as :mod:`nbauth._fixes` hooks. Nothing here knows
+about sessions, the cache or the notebook.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _clock
 from ._client_auth import apply_client_auth
-from ._errors import ConfigurationError, InvalidClient, ProviderError, VerificationError, error_from_code
+from ._errors import ConfigurationError, InvalidClient, OAuthError, ProviderError, VerificationError, error_from_code
+from ._fixes import Outgoing
 from ._grants import ClientCredentials, RefreshToken, TokenRequest
 from ._jwt import verify_id_token
+from ._settings import ProviderSettings
 from ._tokens import Token, TokenState, parse_token_response
-from ._transport import HttpReply, Transport, require_secure
+from ._transport import HttpReply, require_secure
 
 if TYPE_CHECKING:
     from . import _device
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "VerificationWarning"]
 
 _TRANSIENT_CODES = {"server_error", "temporarily_unavailable"}
+#: A login answered 503 with a Retry-After up to this many seconds is retried once (RFC 9110 §10.2.3).
+RETRY_AFTER_MAX = 5.0
 
 
-class Exchange:
-    """Requests to the provider's endpoints; configured by :class:`~nbauth.Provider`."""
+class VerificationWarning(UserWarning):
+    """An id_token came that nbauth cannot verify (no issuer or JWKS): its claims are not used."""
 
-    token_url: str
-    client_id: str | None
-    _client_secret: str | None
-    client_auth: str
-    request_format: str
-    scope_separator: str
-    client_token_for_user_grants: bool
-    password_login_url: str | None
-    device_authorization_url: str | None
-    revocation_url: str | None
-    userinfo_url: str | None
-    jwks_url: str | None
-    issuer: str | None
-    refresh_leeway: float | None
-    scope: str | Sequence[str] | None
-    name: str
-    transport: Transport
-    _jwks: dict[str, Any] | None
-    _jwks_fetched: float
-    _client_token: Token | None
-    _lock: threading.Lock
+
+class Exchange(ProviderSettings):
+    """Requests to the provider's endpoints (see :class:`nbauth.Provider` for the settings)."""
+
+    def __init__(self, token_url: str, **settings: Any) -> None:
+        super().__init__(token_url, **settings)
+        self._jwks: dict[str, Any] | None = None
+        self._jwks_fetched = 0.0
+        self._client_token: Token | None = None
+        self._warned_unverifiable = False
+        self._lock = threading.Lock()
 
     # ---- token requests
-    def _client_bearer(self) -> str:
-        """Seed 001: a client_credentials token, cached until its refresh leeway, as Bearer."""
+    def client_bearer(self) -> str:
+        """A client_credentials token as ``Bearer``, cached until its refresh leeway (seed 001)."""
         with self._lock:
             token = self._client_token
             if token is None or token.state(self.refresh_leeway) is not TokenState.FRESH:
@@ -63,27 +59,25 @@ class Exchange:
             return f"Bearer {token.access_token}"
 
     def send_token_request(self, request: TokenRequest, *, _client_token: bool = False) -> HttpReply:
-        """POST a token request with client authentication; returns the raw answer."""
-        # Fusio's /consumer/login (seed 003): the password login goes there, as JSON, without client auth
-        password = request.params.get("grant_type") == "password"
-        login = bool(self.password_login_url) and password and not request.endpoint
-        url = require_secure((self.password_login_url if login else request.endpoint) or self.token_url,
-                             "token endpoint")
-        headers = {"Accept": "application/json"}
-        body = dict(request.params)
-        client_id = request.client_id or self.client_id
-        secret = request.client_secret if request.client_id else (request.client_secret or self._client_secret)
-        if login:
-            body = {"username": body.get("username", ""), "password": body.get("password", "")}
-        else:
+        """POST a token request (RFC 6749 §3.2) with client authentication (§2.3); the raw answer."""
+        url = require_secure(request.endpoint or self.token_url, "token endpoint")
+        out = Outgoing(url, dict(request.params), {"Accept": "application/json"}, json=self.request_format == "json")
+        for fix in self.fixes:
+            if fix.before_auth is not None:
+                fix.before_auth(self, request, out)
+        if out.authenticate:
+            client_id = request.client_id or self.client_id
+            secret = request.client_secret if request.client_id else (request.client_secret or self._client_secret)
             # a grant that brings its own secret authenticates even when this provider's client is public
             method = "client_secret_basic" if request.client_secret and self.client_auth == "none" else self.client_auth
-            apply_client_auth(method, headers, body, client_id, secret)
-            if self.client_token_for_user_grants and request.user_grant and not _client_token:
-                headers["Authorization"] = self._client_bearer()
-        if self.request_format == "json" or login:
-            return self.transport.request("POST", url, json_body=body, headers=headers)
-        return self.transport.request("POST", url, data=body, headers=headers)
+            apply_client_auth(method, out.headers, out.body, client_id, secret)
+        if not _client_token:
+            for fix in self.fixes:
+                if fix.after_auth is not None:
+                    fix.after_auth(self, request, out)
+        if out.json:
+            return self.transport.request("POST", out.url, json_body=out.body, headers=out.headers)
+        return self.transport.request("POST", out.url, data=out.body, headers=out.headers)
 
     def _secrets(self, request: TokenRequest) -> tuple[str, ...]:
         return tuple(s for s in (*request.secrets, self._client_secret, request.client_secret) if s)
@@ -125,11 +119,15 @@ class Exchange:
     def token_from_body(self, body: Any, request: TokenRequest, reply: HttpReply, *, nonce: str | None = None,
                         previous: Token | None = None) -> Token:
         """Parse a successful answer and verify its id_token (OIDC Core §3.1.3.7, §12.2)."""
+        for fix in self.fixes:
+            if fix.token_body is not None and isinstance(body, dict):
+                body = fix.token_body(body)
         try:
             token = parse_token_response(body, scope_separator=self.scope_separator, requested_scope=request.scope,
                                          server_time=reply.server_time())
         except ProviderError as exc:
-            raise ProviderError(f"{reply.where}: {exc.message}", url=reply.url, status=reply.status) from None
+            raise ProviderError(f"{reply.where} answered HTTP {reply.status}, but {exc.message}", url=reply.url,
+                                status=reply.status) from None
         if token.id_token:
             expected_sub = previous.claims.get("sub") if previous and previous.claims else None
             claims = self.verify_id_token(token.id_token, nonce=nonce, expected_sub=expected_sub)
@@ -137,9 +135,17 @@ class Exchange:
         return token
 
     def fetch_token(self, request: TokenRequest, *, nonce: str | None = None, previous: Token | None = None,
-                    _client_token: bool = False) -> Token:
-        """Send a token request and parse the answer into a verified :class:`Token`."""
+                    _client_token: bool = False, retry_unavailable: bool = False) -> Token:
+        """Send a token request and parse the answer into a verified :class:`Token`.
+
+        ``retry_unavailable`` (logins): a 503 with a ``Retry-After`` of at most a few seconds is
+        retried once after that delay (RFC 9110 §10.2.3, §15.6.4); longer ones fail at once.
+        """
         reply = self.send_token_request(request, _client_token=_client_token)
+        wait = reply.retry_after() if reply.status == 503 and retry_unavailable else None
+        if wait is not None and 0 <= wait <= RETRY_AFTER_MAX:
+            _clock.sleep(wait)  # a short, announced outage (RFC 9110 §10.2.3): one retry
+            reply = self.send_token_request(request, _client_token=_client_token)
         return self.token_from_reply(reply, request, nonce=nonce, previous=previous)
 
     def refresh(self, token: Token, scope: str | Sequence[str] | None = None) -> Token:
@@ -166,8 +172,18 @@ class Exchange:
 
     def verify_id_token(self, id_token: str, *, nonce: str | None = None,
                         expected_sub: str | None = None) -> dict[str, Any]:
-        """Verified claims of an id_token, or ``{}`` when the provider lacks issuer/JWKS to verify."""
+        """Verified claims of an id_token (OIDC Core §3.1.3.7).
+
+        Without an issuer, JWKS or client id nobody can verify it: its claims are not used
+        (``{}``), and a :class:`VerificationWarning` says so once per provider.
+        """
         if not (self.issuer and self.jwks_url and self.client_id):
+            if not self._warned_unverifiable:
+                self._warned_unverifiable = True
+                missing = ", ".join(n for n, v in (("issuer", self.issuer), ("jwks_url", self.jwks_url),
+                                                   ("client_id", self.client_id)) if not v)
+                warnings.warn(f"{self.name}: the id_token cannot be verified without {missing}; nbauth ignores its "
+                              "claims (pass them, or use Provider.discover)", VerificationWarning, stacklevel=2)
             return {}
         for refresh in (False, True):
             try:
@@ -186,7 +202,8 @@ class Exchange:
             raise ConfigurationError(
                 f"{self.name}: no device_authorization_url; pass it to the provider or use discovery")
         if self.client_auth != "none" and not self._client_secret:
-            raise ConfigurationError(f"{self.name}: this confidential client needs its client_secret")
+            raise ConfigurationError(f"{self.name}: client_auth={self.client_auth!r} needs the client's secret: pass "
+                                     "client_secret=..., or client_auth='none' for a public client")
         from . import _device  # the device grant's protocol is loaded when first used
 
         flow = _device.device_flow(client_id=self.client_id, scope=scope if scope is not None else self.scope,
@@ -218,7 +235,11 @@ class Exchange:
         apply_client_auth(self.client_auth, headers, body, self.client_id, self._client_secret)
         try:
             reply = self.transport.request("POST", url, data=body, headers=headers)
-            return _device.Reply(reply.status, reply.json())
+            answer = reply.json()
+            for fix in self.fixes:
+                if fix.device_body is not None and isinstance(answer, dict):
+                    answer = fix.device_body(answer)
+            return _device.Reply(reply.status, answer)
         except ProviderError as exc:
             return _device.Reply(0, None, exc)
 
@@ -235,14 +256,18 @@ class Exchange:
             return _device.Reply(reply.status, None, exc), reply
 
     # ---- revocation (RFC 7009) and userinfo (OIDC Core §5.3)
-    def revoke(self, token: Token, *, client_id: str | None = None, client_secret: str | None = None) -> bool:
+    def revoke(self, token: Token, *, client_id: str | None = None,
+               client_secret: str | None = None) -> dict[str, str]:
         """Revoke the refresh token (which ends the grant, RFC 7009 §2.1) then the access token.
 
         The client that got the token must revoke it (§2.1): pass ``client_id``/``client_secret``
-        when a grant brought its own client. Returns False when there is no revocation endpoint.
+        when a grant brought its own client. Returns what could not be revoked and why, by token
+        kind: a server may refuse to revoke access tokens (``unsupported_token_type``, §2.2.1),
+        which then simply expire. Other failures raise.
         """
         if not self.revocation_url:
-            return False
+            return {"refresh_token": "no revocation endpoint", "access_token": "no revocation endpoint"}
+        kept: dict[str, str] = {}
         own = client_id is None or client_id == self.client_id
         cid, secret = (self.client_id, self._client_secret) if own else (client_id, client_secret)
         method = "client_secret_basic" if secret and self.client_auth == "none" else self.client_auth
@@ -254,9 +279,13 @@ class Exchange:
             apply_client_auth(method, headers, body, cid, secret)
             reply = self.transport.request("POST", self.revocation_url, data=body, headers=headers)
             if reply.status >= 400:
-                request = TokenRequest(body, secrets=(value,))
-                self.check_reply(reply, request)  # raises the typed error
-        return True
+                try:
+                    self.check_reply(reply, TokenRequest(body, secrets=(value,)))  # raises the typed error
+                except OAuthError as exc:
+                    if exc.error != "unsupported_token_type":
+                        raise
+                    kept[hint] = "the provider does not revoke this kind of token; it expires by itself"
+        return kept
 
     def userinfo(self, token: Token) -> dict[str, Any]:
         """The UserInfo claims for a token; ``sub`` must match the id_token's (OIDC Core §5.3.2)."""

@@ -8,15 +8,16 @@ Bearer on those). The provider adds client authentication and sends it.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import secrets
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from ._errors import VerificationError, error_from_code
 from ._record import Record
+from ._scope import Scope, join_scope, scope_items
+from ._secret import Secret, secret
 from ._tokens import Token, parse_token_response
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "RefreshToken",
     "TokenRequest",
     "authorization_url",
-    "join_scope",
     "parse_authorization_response",
     "parse_implicit_response",
     "pkce_pair",
@@ -43,30 +43,9 @@ SECRET_PARAMS = frozenset(
      "assertion", "client_assertion", "token", "subject_token", "actor_token"}
 )
 
-Scope = str | Sequence[str] | None
 
 
-def join_scope(scope: Scope, separator: str = " ") -> str | None:
-    """Render a scope for a request (RFC 6749 §3.3: space-delimited; Fusio: commas)."""
-    if scope is None:
-        return None
-    items = scope.split() if isinstance(scope, str) else [str(s) for s in scope]
-    if separator.strip():
-        items = [p for item in items for p in item.split(separator)]
-    items = list(dict.fromkeys(i.strip() for i in items if i.strip()))
-    return separator.join(items) if items else None
-
-
-def scope_items(scope: Scope) -> tuple[str, ...]:
-    """A scope as a tuple of unique names, in order."""
-    if scope is None:
-        return ()
-    items = scope.replace(",", " ").split() if isinstance(scope, str) else [str(s) for s in scope]
-    return tuple(dict.fromkeys(items))
-
-
-@dataclasses.dataclass(frozen=True, repr=False)
-class TokenRequest:
+class TokenRequest(Record):
     """What a grant asks of the token endpoint, before client authentication.
 
     ``params`` are the body fields; ``endpoint`` overrides the provider's token URL (seed
@@ -74,18 +53,30 @@ class TokenRequest:
     (client_credentials with other credentials); ``secrets`` are redacted from messages.
     """
 
+    __slots__ = ("client_id", "client_secret", "endpoint", "params", "scope", "secrets", "user_grant", "username")
     params: Mapping[str, str]
-    endpoint: str | None = None
-    user_grant: bool = True
-    client_id: str | None = None
-    client_secret: str | None = None
-    username: str | None = None
-    scope: tuple[str, ...] = ()
-    secrets: tuple[str, ...] = ()
+    endpoint: str | None
+    user_grant: bool
+    client_id: str | None
+    client_secret: Secret | None
+    username: str | None
+    scope: tuple[str, ...]
+    secrets: tuple[str, ...]
+
+    def __init__(self, params: Mapping[str, str], endpoint: str | None = None, user_grant: bool = True,
+                 client_id: str | None = None, client_secret: str | None = None, username: str | None = None,
+                 scope: tuple[str, ...] = (), secrets: tuple[str, ...] = ()) -> None:
+        shown = {k: (secret(v) or v if k in SECRET_PARAMS else v) for k, v in params.items()}
+        self._set(params=shown, endpoint=endpoint, user_grant=user_grant, client_id=client_id,
+                  client_secret=secret(client_secret), username=username, scope=tuple(scope),
+                  secrets=tuple(secrets))
 
     def __repr__(self) -> str:
         shown = {k: ("***" if k in SECRET_PARAMS else v) for k, v in self.params.items()}
         return f"TokenRequest(params={shown!r}, endpoint={self.endpoint!r})"
+
+    def __hash__(self) -> int:
+        return hash((tuple(sorted(self.params.items())), self.endpoint))
 
 
 def _with_scope(params: dict[str, str], scope: Scope, separator: str) -> dict[str, str]:
@@ -104,11 +95,11 @@ class ClientCredentials(Record):
     __slots__ = ("client_id", "client_secret", "scope")
     _hidden = frozenset({"client_secret"})
     client_id: str | None
-    client_secret: str | None
+    client_secret: Secret | None
     scope: Scope
 
     def __init__(self, client_id: str | None = None, client_secret: str | None = None, scope: Scope = None) -> None:
-        self._set(client_id=client_id, client_secret=client_secret, scope=scope)
+        self._set(client_id=client_id, client_secret=secret(client_secret), scope=scope)
 
     def request(self, separator: str = " ") -> TokenRequest:
         params = _with_scope({"grant_type": "client_credentials"}, self.scope, separator)
@@ -124,11 +115,11 @@ class Password(Record):
     __slots__ = ("password", "scope", "username")
     _hidden = frozenset({"password"})
     username: str
-    password: str
+    password: Secret
     scope: Scope
 
     def __init__(self, username: str, password: str, scope: Scope = None) -> None:
-        self._set(username=username, password=password, scope=scope)
+        self._set(username=username, password=Secret(password), scope=scope)
 
     def request(self, separator: str = " ") -> TokenRequest:
         params = _with_scope(

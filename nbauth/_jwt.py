@@ -135,6 +135,13 @@ def verify_id_token(
         raise VerificationError("the id_token signature does not verify against the provider's keys") from None
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise VerificationError(f"the id_token is invalid ({type(exc).__name__})") from None
+    _check_claims(claims, client_id=client_id, nonce=nonce, expected_sub=expected_sub, now=now, leeway=leeway)
+    return claims
+
+
+def _check_claims(claims: Mapping[str, Any], *, client_id: str, nonce: str | None, expected_sub: str | None,
+                  now: float, leeway: float) -> None:
+    """The checks pyjwt does not make: ``azp``, ``nonce``, a stable ``sub``, ``iat`` (OIDC Core §3.1.3.7, §12.2)."""
     aud = claims.get("aud")
     if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != client_id:
         raise VerificationError("the id_token has several audiences and its azp is not this client")
@@ -145,4 +152,3 @@ def verify_id_token(
     iat = claims.get("iat")
     if isinstance(iat, (int, float)) and iat > now + leeway:
         raise VerificationError("the id_token was issued in the future (check the machine's clock)")
-    return claims

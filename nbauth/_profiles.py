@@ -26,13 +26,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import _login
+from ._credentials import keyring_secret as read_keyring
+from ._credentials import keyring_username
 from ._errors import ConfigurationError, LoginRequired
-from ._grants import scope_items
 from ._presets import Fusio, IdentityServer, Keycloak, SimpleIdServer
-from ._providers import ENDPOINTS, Provider
-from ._session import Session, save_entry
-from ._sessions import KEYRING_SERVICE, find_reusable
-from ._store import current_store
+from ._providers import Provider
+from ._session import Session
+from ._settings import ENDPOINTS
 
 __all__ = ["FLOWS", "PRESETS", "Profile", "config_path", "get_profile", "has_frontend", "keyring_username",
            "load_profiles", "login", "provider_for", "read_keyring", "run_flow"]
@@ -278,26 +279,6 @@ def get_profile(name: str | None = None, *, client_id: str | None = None) -> Pro
     return profile
 
 
-def keyring_username(client_id: str, issuer_key: str) -> str:
-    """The keyring entry of a client secret: service ``nbauth``, user ``client_id@issuer``."""
-    return f"{client_id}@{issuer_key}"
-
-
-def read_keyring(client_id: str | None, issuer_key: str) -> str | None:
-    """The client secret from the OS keyring (``keyring`` extra), or None."""
-    if not client_id:
-        return None
-    try:
-        import keyring
-    except ImportError:
-        return None
-    try:
-        value = keyring.get_password(KEYRING_SERVICE, keyring_username(client_id, issuer_key))
-    except Exception:  # a broken or locked keyring backend just means "no secret there"
-        return None
-    return value if isinstance(value, str) and value else None
-
-
 def has_frontend() -> bool:
     """True only in an IPython kernel whose requests allow stdin (JupyterLab, Notebook, VS Code);
     False under papermill, nbclient and nbval. ``NBAUTH_UI=widgets|text`` overrides.
@@ -365,16 +346,6 @@ def _client_credentials(provider: Provider, scope: Any, force: bool, profile: Pr
     return provider.get_token_by_client_credentials(scope=scope, force=force)
 
 
-def _named(session: Session, name: str) -> Session:
-    """Make a reused session answer to the profile's name, so ``nbauth.session(name)`` finds it."""
-    holder = session.holder
-    if holder.entry.name != name:
-        with holder.lock, current_store().lock(holder.key.digest):
-            holder.entry = holder.entry.replace(name=name)
-            save_entry(holder, holder.token)
-    return session
-
-
 def login(name: str | None = None, *, force: bool = False, scope: str | list[str] | None = None,
           flow: str | None = None, interactive: bool | None = None, client_id: str | None = None) -> Session:
     """Log in with a named profile (or a bare issuer URL, by discovery) and return the Session.
@@ -395,14 +366,13 @@ def login(name: str | None = None, *, force: bool = False, scope: str | list[str
     service = chosen == "client_credentials" or not prompt
     provider = provider_for(profile, service=service)
     if prompt or chosen == "client_credentials":
-        return _named(run_flow(provider, chosen or default_flow(provider), scope, force, profile), profile.name)
+        return run_flow(provider, chosen or default_flow(provider), scope, force, profile)
     if provider.client_secret:
-        return _named(_client_credentials(provider, scope, force, profile), profile.name)
+        return _client_credentials(provider, scope, force, profile)
     if not force:
-        requested = scope if scope is not None else provider.scope
-        reused = find_reusable(provider, client_id=provider.client_id, scope=scope_items(requested))
+        reused = _login.reusable("device_login", provider, scope)
         if reused is not None:
-            return _named(reused, profile.name)
+            return reused
     who = name if name and _is_url(name) else profile.name
     raise LoginRequired(
         f"nbauth.login({who!r}): no notebook frontend to ask anyone (papermill, nbval, a script or a job), no "

@@ -1,6 +1,8 @@
 """Sessions on dask workers: the owning kernel renews, every worker borrows (design.md "Scale-out").
 
-Imported only by a process that already uses ``distributed`` (never by ``import nbauth``).
+Imported only by a process that already uses ``distributed`` (never by ``import nbauth``). It
+does not import :mod:`nbauth._session` (which loads it lazily): sessions are passed in; on a
+worker, ``Session._unpickle`` builds the borrowed Session around a :class:`Source` from here.
 
 The channel is dask itself, through the scheduler: the kernel opens no port and workers need
 no path to it and no cache. The owner publishes its *access* token (RFC 6750 §2.1 bearer use;
@@ -10,7 +12,7 @@ token it read and uses it while it is fresh (no round trip per request); when it
 after a 401 (RFC 6750 §3.1), one thread of that process logs a renewal request event on the
 scheduler (``nbauth-renew/<channel>``, carrying a fingerprint of the token it used, never the
 token) and waits for a newer serial. The owner answers every request through its single-flight
-engine (:func:`nbauth._session.ensure_token`): a token not due is not renewed (none early) and
+engine (:func:`nbauth._refresh.ensure_token`): a token not due is not renewed (none early) and
 N workers reporting the same rejected token cause one forced renewal.
 
 A worker that sees no heartbeat for ``OWNER_TIMEOUT`` seconds, or an owner that logged out,
@@ -33,13 +35,14 @@ import distributed
 from distributed.utils import sync
 
 from . import _clock, _errors
-from ._cache import CacheKey, Holder
+from ._entries import CacheKey
 from ._errors import AuthError, ConfigurationError, LoginRequired, ProviderError
-from ._handle import SessionHandle, handle_of, mark_shared, placeholder_holder, restore, unmark_shared
-from ._session import Session, ensure_token
+from ._handle import SessionHandle, handle_of, mark_shared, placeholder_holder, unmark_shared
+from ._refresh import ensure_token
+from ._registry import Holder
 from ._tokens import Token, TokenState
 
-__all__ = ["WorkerSession", "auto_share", "share", "unshare", "worker_session"]
+__all__ = ["Source", "auto_share", "share", "unshare", "worker_source"]
 
 log = logging.getLogger("nbauth")
 HEARTBEAT = 2.0  # the owner re-publishes its state this often (s)
@@ -82,12 +85,12 @@ def _in_event_loop() -> bool:
 class Share:
     """One session shared with one dask client: publishes tokens, answers renewal requests."""
 
-    def __init__(self, session: Session, client: Any) -> None:
+    def __init__(self, session: Any, client: Any) -> None:
         self.holder: Holder = session.holder
         self.client: Any = client
         self.client_id: str = client.id
         self.channel = f"{self.holder.key.digest[:16]}-{uuid.uuid4().hex[:12]}"
-        self.handle = handle_of(session, self.channel, self.client_id)
+        self.handle = handle_of(session.entry, session.provider, self.channel, self.client_id)
         self.serial = 0
         self.beat = 0
         self.error: AuthError | None = None
@@ -190,16 +193,16 @@ def _forget(item: Share) -> None:
             unmark_shared(item.holder.key, item.client_id)
 
 
-def share(session: Session, client: Any = None) -> str:
+def share(session: Any, client: Any = None) -> str:
     """Share ``session`` with the cluster of ``client`` (default: the current one); returns the channel."""
-    if isinstance(session, WorkerSession):
-        return session.handle.channel or ""
+    if session.borrowed:
+        return str(session.__reduce__()[1][0].channel or "")  # the channel of the handle it pickles to
     client = client if client is not None else _default_client()
     if client is None:
         raise ConfigurationError("no dask client is current: pass client=, or create a distributed.Client first")
-    if session.holder.logged_out:
+    if session.logged_out:
         raise LoginRequired(f"the session {session.name!r} was logged out: log in again before sharing it")
-    key = (session.holder.key, client.id)
+    key = (session.key, client.id)
     with _shares_lock:
         existing = _shares.get(key)
         if existing is not None and existing.alive and existing.holder is session.holder:
@@ -207,32 +210,32 @@ def share(session: Session, client: Any = None) -> str:
         if existing is not None:
             existing.stopped.set()
         item = _shares[key] = Share(session, client)
-        mark_shared(session.holder.key, client.id, f"dask {client.id}")
+        mark_shared(session.key, client.id, f"dask {client.id}")
     item.start(wait=not _in_event_loop())
     return item.channel
 
 
-def unshare(session: Session, client: Any = None) -> bool:
+def unshare(session: Any, client: Any = None) -> bool:
     """Stop sharing with ``client``'s cluster (default: every cluster); its workers' requests then raise
     LoginRequired. True when something was shared.
     """
     with _shares_lock:
         found = [s for (key, cid), s in _shares.items()
-                 if key == session.holder.key and (client is None or cid == client.id)]
+                 if key == session.key and (client is None or cid == client.id)]
     for item in found:
         item.stop()
         _forget(item)
     return bool(found)
 
 
-def auto_share(session: Session) -> tuple[str, str] | None:
+def auto_share(session: Any) -> tuple[str, str] | None:
     """(client id, channel) for pickling: the current client's share, else the newest existing one."""
     client = _default_client()
-    if client is not None and client.status == "running" and not session.holder.logged_out:
+    if client is not None and client.status == "running" and not session.logged_out:
         return client.id, share(session, client)
     with _shares_lock:  # a logged-out session keeps its channel: the workers read "logged out" there
         mine = [s for (key, _), s in _shares.items()
-                if key == session.holder.key and s.holder is session.holder and not s.stopped.is_set()]
+                if key == session.key and s.holder is session.holder and not s.stopped.is_set()]
     return (mine[-1].client_id, mine[-1].channel) if mine else None
 
 
@@ -252,15 +255,15 @@ class Source:
     def __init__(self, handle: SessionHandle) -> None:
         self.handle = handle
         self.channel = handle.channel or ""
-        self.leeway: float | None = handle.provider.get("refresh_leeway")
+        self.leeway: float | None = handle.leeway
         self.holder = placeholder_holder(handle, Token(access_token="", expires_at=0.0))
-        self.lock = threading.Lock()
+        self.lock = self.holder.lock  # the session's single-flight lock (its 401 retries wait on it too)
         self.serial = -1
         self.checked = float("-inf")
         self.beat: int | None = None
         self.beat_changed = _clock.monotonic()
         self.failure: tuple[AuthError, float] | None = None
-        self.session = WorkerSession(self)
+        self.session: Any = None  # the borrowed nbauth.Session around this source (built by Session._unpickle)
 
     @property
     def token(self) -> Token:
@@ -331,6 +334,13 @@ class Source:
                                 "dask client ended?): log in again there and share the session again")
         return state
 
+    def describe(self) -> str:
+        return f"on a dask worker, tokens from {self.handle.owner}"
+
+    def logout(self) -> None:
+        raise ConfigurationError(f"log out in the owning kernel ({self.handle.owner}): workers only borrow "
+                                 "its access tokens")
+
     def _who(self) -> str:
         return f"the owner of the session {self.handle.name!r} ({self.handle.owner})"
 
@@ -357,39 +367,14 @@ class Source:
         return self.token
 
 
-class WorkerSession(Session):
-    """An ``nbauth.Session`` on a dask worker: only its token source differs (the owner, via the scheduler)."""
-
-    def __init__(self, source: Source) -> None:
-        self._source = source
-        super().__init__(source.holder)
-
-    @property
-    def handle(self) -> SessionHandle:
-        return self._source.handle
-
-    def fresh_token(self, *, force: bool = False, seen: str | None = None) -> Token:
-        return self._source.fresh_token(force=force, seen=seen)
-
-    def __reduce__(self) -> tuple[Any, tuple[SessionHandle]]:
-        return restore, (self._source.handle,)
-
-    def __repr__(self) -> str:
-        return f"<nbauth.Session {self.name!r} on a dask worker, tokens from {self.handle.owner}>"
-
-    def logout(self) -> None:
-        raise ConfigurationError(f"log out in the owning kernel ({self.handle.owner}): workers only borrow "
-                                 "its access tokens")
-
-
 _sources: dict[str, Source] = {}
 _sources_lock = threading.Lock()
 
 
-def worker_session(handle: SessionHandle) -> Session:
-    """The session of ``handle``'s channel in this worker process (one token source per channel)."""
+def worker_source(handle: SessionHandle) -> Source:
+    """The token source of ``handle``'s channel in this worker process (one per channel, shared by its threads)."""
     with _sources_lock:
         source = _sources.get(handle.channel or "")
         if source is None:
             source = _sources[handle.channel or ""] = Source(handle)
-    return source.session
+    return source

@@ -1,156 +1,35 @@
 """``nbauth.Session``: a requests-oauthlib ``OAuth2Session`` whose token stays valid.
 
 Before each request the token is checked against the refresh leeway and renewed first when
-due (so no request goes out with an expired token); renewal is single-flight among threads
-(the holder's lock) and processes (the cache entry's file lock), and re-reads the cache
-under the lock so a refresh token another kernel already rotated is never sent (RFC 9700
-§4.14.2: reuse of a rotated refresh token revokes the grant). A 401 ``invalid_token``
-(RFC 6750 §3.1) gets exactly one forced refresh and one retry.
+due (:func:`nbauth._refresh.ensure_token`), so no request goes out with an expired token. A
+401 ``invalid_token`` (RFC 6750 §3.1) gets one forced renewal and one retry - at most once
+per token, and never again for an API that refused a just-renewed token (a hostile API
+cannot farm tokens). ``Provider(api_origins=[...])`` limits where the Bearer token goes.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping
+import sys
+import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 import requests
 from requests_oauthlib import OAuth2Session
 
-from . import _clock
-from ._cache import CacheKey, Entry, Holder, drop_holder, read_entry
-from ._errors import AuthError, ConfigurationError, LoginRequired, OAuthError, ProviderError
-from ._grants import ClientCredentials
-from ._providers import Provider
+from ._entries import CacheKey, Entry, read_entry
+from ._errors import AuthError, ConfigurationError, OAuthError, ProviderError
+from ._handle import Detached, SessionHandle, handle_of, on_dask_worker
+from ._refresh import ensure_token, save_entry
+from ._registry import Holder, drop_holder, get_holder, put_holder
+from ._secret import Secret
 from ._store import current_store
 from ._tokens import Token, TokenState, parse_token_response
 from ._transport import require_secure
 
-__all__ = ["Session", "ensure_token", "save_entry"]
+__all__ = ["LogoutReport", "Session"]
 
-log = logging.getLogger("nbauth")
-#: Set by the ui layer: renders ``Session.status()`` (a widget in a notebook, text elsewhere).
-status_renderer: Callable[[Session], Any] | None = None
-_RELOGIN = {
-    "device_login": "run the cell with .device_login() again",
-    "password": "run the cell with .login_form() or .get_token_by_password() again",
-    "browser_login": "run the cell with .browser_login() again",
-    "client_credentials": "run the cell with .get_token_by_client_credentials() again",
-}
 _checked_origins: dict[str, bool] = {}
-
-
-def relogin_hint(entry: Entry) -> str:
-    return _RELOGIN.get(entry.login, "log in again")
-
-
-def save_entry(holder: Holder, token: Token, *, store_generation: int | None = None) -> None:
-    """Make ``token`` the holder's current token and write it to the cache (caller holds the locks)."""
-    base = max(holder.entry.generation, store_generation or 0)
-    holder.entry = holder.entry.replace(token=token, generation=base + 1, updated_at=_clock.now())
-    current_store().write(holder.key.digest, holder.entry.to_json())
-
-
-def _usable(token: Token, leeway: float | None, *, force: bool, seen: str | None) -> bool:
-    if force:
-        return seen is not None and token.access_token != seen
-    return token.state(leeway) is TokenState.FRESH
-
-
-def _renew(holder: Holder) -> Token:
-    """Get a new token: refresh grant, or a new client_credentials token (RFC 6749 §4.4.3)."""
-    provider: Provider = holder.provider
-    token = holder.token
-    if holder.entry.provider.get("has_client_secret") and not (provider.client_secret or holder.client_secret):
-        raise LoginRequired(
-            f"the session {holder.entry.name!r} belongs to a confidential client whose secret is not in this "
-            "kernel (nbauth never stores it): re-run the cell that creates the provider with its client_secret, "
-            "set NBAUTH_CLIENT_SECRET, or store it with keyring (see docs/cache-and-security.md)"
-        )
-    if token.refreshable:
-        return provider.refresh(token)
-    if holder.entry.login == "client_credentials":
-        client_id = holder.key.client_id or None
-        secret = holder.client_secret if holder.client_secret else None
-        if client_id == provider.client_id:
-            client_id, secret = None, None
-        grant = ClientCredentials(client_id, secret, holder.key.scope.split() or None)
-        return provider.fetch_token(grant.request(provider.scope_separator))
-    raise LoginRequired(f"the session {holder.entry.name!r} has expired and cannot be refreshed: "
-                        f"{relogin_hint(holder.entry)}")
-
-
-def ensure_token(holder: Holder, *, force: bool = False, seen: str | None = None) -> Token:
-    """A token fit to send now; renews it first when due. Single flight across threads and processes.
-
-    ``force`` renews even a fresh token (after a 401); ``seen`` is the token the caller
-    used, so a caller that lost the race takes the winner's token instead of refreshing again.
-    """
-    leeway = holder.provider.refresh_leeway if holder.provider is not None else None
-    token = holder.token
-    if not force and token.state(leeway) is TokenState.FRESH:
-        return token
-    if holder.logged_out:
-        raise LoginRequired(f"the session {holder.entry.name!r} was logged out: {relogin_hint(holder.entry)}")
-    with holder.lock:
-        token = holder.token
-        if _usable(token, leeway, force=force, seen=seen):
-            return token
-        if not force and holder.retry_at > _clock.monotonic() and token.state(leeway) is not TokenState.EXPIRED:
-            return token  # a recent refresh failed transiently: keep using the valid token for now
-        store = current_store()
-        import filelock  # lazy; the same module the store locks with
-
-        try:
-            with store.lock(holder.key.digest) as locked:
-                disk = read_entry(store, holder.key) if locked else None
-                if disk is not None and disk.generation > holder.entry.generation:
-                    holder.entry = disk.replace(name=holder.entry.name)  # another kernel renewed it
-                    token = holder.token
-                    if _usable(token, leeway, force=force, seen=seen):
-                        return token
-                return _renew_and_save(holder, token, leeway, force=force,
-                                       store_generation=disk.generation if disk else None)
-        except filelock.Timeout:
-            if token.state(leeway) is not TokenState.EXPIRED:
-                return token
-            raise ProviderError(f"another process has held the cache lock of {holder.entry.name!r} for over a "
-                                "minute; try again") from None
-
-
-def _renew_and_save(holder: Holder, token: Token, leeway: float | None, *, force: bool,
-                    store_generation: int | None) -> Token:
-    expired = token.state(leeway) is TokenState.EXPIRED
-    try:
-        new = _renew(holder)
-    except LoginRequired:
-        if expired or force:
-            raise
-        return token
-    except OAuthError as exc:
-        if exc.error in ("invalid_grant", "invalid_token") or exc.code == "invalid_grant":
-            # the grant is dead (revoked, expired, or a rotated token was replayed): forget the refresh token
-            save_entry(holder, token.replace(refresh_token=None), store_generation=store_generation)
-            log.warning("nbauth: the refresh token of %r was rejected (%s)", holder.entry.name, exc.error)
-            if expired or force:
-                raise LoginRequired(
-                    f"the session {holder.entry.name!r} can no longer be refreshed (the provider answered "
-                    f"{exc.error}: revoked, expired, or logged out elsewhere): {relogin_hint(holder.entry)}"
-                ) from None
-            return token
-        raise
-    except ProviderError as exc:
-        holder.retry_at = _clock.monotonic() + min(max(exc.retry_after or 5.0, 1.0), 120.0)
-        if expired or force:
-            raise
-        log.warning("nbauth: refresh of %r failed (%s); the current token stays in use", holder.entry.name,
-                    exc.message)
-        return token
-    holder.retry_at = 0.0
-    save_entry(holder, new, store_generation=store_generation)
-    log.info("nbauth: renewed the token of %r (expires in %s s)", holder.entry.name,
-             "?" if new.expires_in is None else f"{new.expires_in:.0f}")
-    return new
 
 
 def _invalid_token(response: requests.Response) -> bool:
@@ -167,14 +46,32 @@ def _replayable(data: Any, kwargs: Mapping[str, Any]) -> bool:
     return data is None or isinstance(data, (bytes, str, dict, list, tuple))
 
 
-def _check_origin(url: str) -> None:
-    origin = url.split("/", 3)[:3]
-    key = "/".join(origin)
-    if key not in _checked_origins:
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of a URL, lower-cased (RFC 6454 §4)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme.lower()}://{(parts.netloc.rsplit('@', 1)[-1]).lower()}"
+
+
+def _check_origin(url: str, allowed: tuple[str, ...] | None) -> None:
+    origin = origin_of(url)
+    if allowed is not None and origin not in allowed:
+        raise ConfigurationError(f"{origin} is not one of this session's API origins ({', '.join(allowed)}): "
+                                 "nbauth does not send its token there; add it to api_origins=")
+    if origin not in _checked_origins:
         require_secure(url, "API URL")
         if len(_checked_origins) > 256:
             _checked_origins.clear()
-        _checked_origins[key] = True
+        _checked_origins[origin] = True
+
+
+class LogoutReport(dict[str, str]):
+    """What :meth:`Session.logout` could not revoke, by token kind (empty: everything was revoked)."""
+
+    def __repr__(self) -> str:
+        if not self:
+            return "<logged out: the tokens were revoked>"
+        kept = "; ".join(f"{kind}: {why}" for kind, why in self.items())
+        return f"<logged out and forgotten; not revoked: {kept}>"
 
 
 class Session(OAuth2Session):  # type: ignore[misc]
@@ -185,8 +82,10 @@ class Session(OAuth2Session):  # type: ignore[misc]
     and forgets the cache entry; ``status()`` shows who is logged in and until when.
     """
 
-    def __init__(self, holder: Holder) -> None:
+    def __init__(self, holder: Holder, source: Any = None) -> None:
         self._holder: Holder | None = None
+        self._source = source  # where a borrowed session's tokens come from (a dask worker's, nbauth._scaleout)
+        self._pickled_as: SessionHandle | None = None  # re-sent by the owner's in-process scheduler: same channel
         super().__init__(client_id=holder.key.client_id or None, scope=list(holder.token.scope) or None)
         self._holder = holder
 
@@ -197,9 +96,9 @@ class Session(OAuth2Session):  # type: ignore[misc]
         return self._holder
 
     @property
-    def provider(self) -> Provider:
-        provider: Provider = self.holder.provider
-        return provider
+    def provider(self) -> Any:
+        """The provider this session renews with (an :class:`nbauth.Provider`)."""
+        return self.holder.provider
 
     @property
     def name(self) -> str:
@@ -210,16 +109,53 @@ class Session(OAuth2Session):  # type: ignore[misc]
         return self.holder.key
 
     @property
+    def id(self) -> str:
+        """A unique, stable name: ``name#xxxxxx`` (``nbauth.session(id)`` picks exactly this one)."""
+        return f"{self.name}#{self.key.short}"
+
+    @property
+    def entry(self) -> Entry:
+        """The cache entry as this kernel knows it (the token inside is hidden in reprs)."""
+        return self.holder.entry
+
+    @property
+    def login_kind(self) -> str:
+        """How the user logged in: ``device_login``, ``password``, ``browser_login``, ``client_credentials``..."""
+        return self.holder.entry.login
+
+    @property
+    def logged_out(self) -> bool:
+        return self.holder.logged_out
+
+    @property
+    def renewable(self) -> bool:
+        """True when nbauth can renew the token without the user: a refresh token, or client credentials."""
+        return self.holder.token.refreshable or self.holder.entry.login == "client_credentials"
+
+    @property
     def user(self) -> str | None:
         """The verified user name (id_token), the login's username, or None."""
         return self.holder.token.user or self.holder.entry.username
 
-    def __repr__(self) -> str:
+    def expiry_text(self) -> str:
+        """``expires in 4 min``, ``refreshes on next use``, ``expired`` or ``logged out``."""
+        if self.holder.logged_out:
+            return "logged out"
         token = self.holder.token
         left = token.expires_in
-        expiry = "unknown expiry" if left is None else (f"expires in {left:.0f}s" if left > 0 else "expired")
+        if left is None:
+            return "no expiry given"
+        leeway = self.provider.refresh_leeway if self.provider is not None else None
+        if token.state(leeway) is not TokenState.FRESH:
+            return "refreshes on next use" if self.renewable else "expired"
+        minutes = int(left // 60)
+        return f"expires in {minutes} min" if minutes else f"expires in {int(left)} s"
+
+    def __repr__(self) -> str:
+        if self._source is not None:
+            return f"<nbauth.Session {self.name!r} {self._source.describe()}>"
         who = f" user={self.user!r}" if self.user else ""
-        return f"<nbauth.Session {self.name!r}{who} {expiry}>"
+        return f"<nbauth.Session {self.name!r}{who} {self.expiry_text()}>"
 
     # ---- the token (requests-oauthlib keeps it on self._client; ours lives in the shared holder)
     @property
@@ -246,6 +182,27 @@ class Session(OAuth2Session):  # type: ignore[misc]
     def authorized(self) -> bool:
         return self._holder is not None and not self._holder.logged_out
 
+    def renew_with(self, provider: Any) -> bool:
+        """Renew with ``provider`` from now on (it holds a secret this kernel lacked). Only a provider
+        of the same issuer, client and secret-receiving endpoints is taken; returns whether it was.
+        """
+        holder = self.holder
+        config = holder.entry.provider
+        same = (provider.issuer_key, provider.client_id or "") == (holder.key.issuer, holder.key.client_id) and all(
+            (config.get(k) or None) == (v or None) for k, v in provider.routes().items())
+        if same:
+            holder.provider = provider
+        return bool(same)
+
+    def fresh_token(self, *, force: bool = False, seen: str | None = None) -> Token:
+        """A token fit to send now (renewed first when due, single flight); see :func:`ensure_token`.
+
+        A borrowed session (on a dask worker) gets it from the owning kernel instead.
+        """
+        if self._source is not None:
+            return self._source.fresh_token(force=force, seen=seen)  # type: ignore[no-any-return]
+        return ensure_token(self.holder, force=force, seen=seen)
+
     # ---- requests
     def request(
         self, method: str, url: str, data: Any = None, headers: Mapping[str, str] | None = None,
@@ -255,32 +212,109 @@ class Session(OAuth2Session):  # type: ignore[misc]
         """Send a request with a valid Bearer token (RFC 6750 §2.1), renewing it first when due."""
         if withhold_token or self._holder is None:
             return requests.Session.request(self, method, url, data=data, headers=headers, **kwargs)
-        _check_origin(url)
+        _check_origin(url, getattr(self.provider, "api_origins", None))
         token = self.fresh_token()
         send_headers = dict(headers or {})
-        send_headers["Authorization"] = f"Bearer {token.access_token}"
+        send_headers["Authorization"] = Secret(f"Bearer {token.access_token}")
         for hook in self.compliance_hook["protected_request"]:
             url, send_headers, data = hook(url, send_headers, data)
         response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
         if _invalid_token(response) and _replayable(data, kwargs):
-            renewed = self.fresh_token(force=True, seen=token.access_token)
-            response.close()
-            send_headers["Authorization"] = f"Bearer {renewed.access_token}"
-            response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
+            renewed = self._after_401(url, token)
+            if renewed is not None:
+                response.close()
+                send_headers["Authorization"] = Secret(f"Bearer {renewed.access_token}")
+                response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
+                if response.status_code == 401:
+                    self.holder.rejecting.add(origin_of(url))
+        elif response.status_code < 400:
+            self.holder.rejecting.discard(origin_of(url))
         return response
 
-    def fresh_token(self, *, force: bool = False, seen: str | None = None) -> Token:
-        """The token source of :meth:`request`: a token fit to send now (see :func:`ensure_token`).
-
-        A session on a dask worker overrides only this: its tokens come from the owning kernel.
+    def _after_401(self, url: str, used: Token) -> Token | None:
+        """The token to retry with after a 401, or None: one forced renewal per token, none for an
+        origin that already refused a just-renewed token.
         """
-        return ensure_token(self.holder, force=force, seen=seen)
+        holder = self.holder
+        current = holder.token
+        if current.access_token != used.access_token:
+            return current  # renewed meanwhile (another thread's 401, or due): retry with it
+        if origin_of(url) in holder.rejecting:
+            return None
+        if used.access_token in holder.forced:  # another thread's forced renewal of it may be in flight
+            with holder.lock:  # the single-flight lock: wait for it, never renew the same token twice
+                current = holder.token
+            return current if current.access_token != used.access_token else None
+        if len(holder.forced) > 64:
+            holder.forced.clear()
+        holder.forced.add(used.access_token)
+        return self.fresh_token(force=True, seen=used.access_token)
+
+    # ---- data tools (nbauth.fs, nbauth.duckdb; imported lazily: fsspec and aiohttp are the [data] extra)
+    def filesystem(self, **kwargs: Any) -> Any:
+        """An fsspec HTTP filesystem sending this session's fresh token on every request (``nbauth.fs``)."""
+        from .fs import SessionFileSystem
+
+        return SessionFileSystem(self, **kwargs)
+
+    def storage_options(self, **kwargs: Any) -> dict[str, Any]:
+        """The fsspec options giving a stock HTTP filesystem the same tokens (dask, ``fsspec.open``)."""
+        from .fs import storage_options
+
+        return storage_options(self, **kwargs)
+
+    # ---- pickling (dask, multiprocessing): a handle of public facts, never a token (nbauth._handle)
+    @property
+    def borrowed(self) -> bool:
+        """True when this session's tokens come from another process (a dask worker's session)."""
+        return self._source is not None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as a handle of public facts: no token, secret or password travels (nbauth._handle)."""
-        from ._handle import reduce_session
+        """Pickle as a :class:`SessionHandle`: no token, secret or password travels (RFC 9700 §4.14)."""
+        if self._source is not None or self._pickled_as is not None:
+            return Session._unpickle, (self._source.handle if self._source is not None else self._pickled_as,)
+        channel = owner_client = None
+        if "distributed" in sys.modules:  # never import dask here: only a process that uses it can share
+            from ._scaleout import auto_share
 
-        return reduce_session(self)
+            shared = auto_share(self)
+            if shared is not None:
+                owner_client, channel = shared
+        return Session._unpickle, (handle_of(self.entry, self.provider, channel, owner_client),)
+
+    @classmethod
+    def _of(cls, holder: Holder) -> Session:
+        if holder.session is None:
+            holder.session = cls(holder)
+        session: Session = holder.session
+        return session
+
+    @classmethod
+    def _unpickle(cls, handle: SessionHandle) -> Session:
+        """The live session here, a dask worker's borrowed session, or the session in this process's cache."""
+        holder = get_holder(handle.key)
+        if holder is not None and not holder.logged_out:
+            if not handle.channel:
+                return cls._of(holder)
+            relayed = cls(holder)  # in the owner (a scheduler in this process re-sending the task)
+            relayed._pickled_as = handle
+            return relayed
+        if handle.channel and on_dask_worker():
+            from ._scaleout import worker_source
+
+            source = worker_source(handle)
+            if source.session is None:
+                source.session = cls(source.holder, source)
+            return source.session  # type: ignore[no-any-return]
+        store = current_store()
+        with store.lock(handle.key.digest) as locked:
+            entry = read_entry(store, handle.key) if locked else None
+        if entry is None:
+            detached = Detached(handle, f"the session {handle.name!r} of {handle.owner} is not in this process's "
+                                        "nbauth cache and no dask cluster shares it with this process: share it "
+                                        "with nbauth.dask.share(session, client), or log in here")
+            return cls(detached.holder, detached)
+        return cls._of(put_holder(Holder(entry, handle.provider)))
 
     # ---- lifecycle
     def refresh(self) -> Token:
@@ -298,25 +332,29 @@ class Session(OAuth2Session):  # type: ignore[misc]
         raise ConfigurationError("nbauth.Session logs in through its provider: use provider.get_token(...) "
                                  "or provider.get_token_by_authorization_code(code, ...)")
 
-    def logout(self) -> None:
-        """Revoke the tokens where the provider can (RFC 7009), then forget the cache entry."""
+    def logout(self) -> LogoutReport:
+        """Stop sending the token at once, revoke what the provider can revoke (RFC 7009), and forget
+        the cache entry. Returns what could not be revoked (RFC 7009 §2.2.1 allows a server to
+        refuse access tokens); a provider that cannot be reached does not stop the logout.
+        """
+        if self._source is not None:
+            self._source.logout()  # raises: workers only borrow the owner's access tokens
         holder = self.holder
-        problem: ProviderError | None = None
+        report = LogoutReport()
         with holder.lock:
+            was_out, holder.logged_out = holder.logged_out, True
             try:
-                if holder.provider is not None and not holder.logged_out:
-                    holder.provider.revoke(holder.token, client_id=holder.key.client_id or None,
-                                           client_secret=holder.client_secret)
+                if holder.provider is not None and not was_out:
+                    kept = holder.provider.revoke(holder.token, client_id=holder.key.client_id or None,
+                                                  client_secret=holder.client_secret)
+                    report.update(kept)
             except (ProviderError, OAuthError) as exc:
-                problem = exc if isinstance(exc, ProviderError) else ProviderError(str(exc))
-            holder.logged_out = True
+                report["refresh_token"] = report["access_token"] = f"the provider did not confirm it ({exc})"
             store = current_store()
             with store.lock(holder.key.digest):
                 store.delete(holder.key.digest)
             drop_holder(holder.key)
-        if problem is not None:
-            raise ProviderError(f"logged out locally, but the provider did not confirm the revocation: "
-                                f"{problem.message}", url=problem.url, status=problem.status)
+        return report
 
     def whoami(self) -> dict[str, Any]:
         """Who this is: the verified id_token claims, completed by the provider's UserInfo (OIDC Core
@@ -326,7 +364,7 @@ class Session(OAuth2Session):  # type: ignore[misc]
         named = any(claims.get(k) for k in ("preferred_username", "name", "email"))
         if not named and self.provider.userinfo_url:
             try:
-                info = self.provider.userinfo(ensure_token(self.holder))
+                info = self.provider.userinfo(self.fresh_token())
             except AuthError:
                 if not claims:
                     raise
@@ -335,8 +373,7 @@ class Session(OAuth2Session):  # type: ignore[misc]
         return claims
 
     def status(self) -> Any:
-        """Who, scopes and expiry: a live widget in a notebook, a line of text elsewhere."""
-        if status_renderer is not None:
-            return status_renderer(self)
-        return repr(self)
+        """Who, scopes and expiry: a live widget in a notebook, a text report elsewhere."""
+        from . import ui  # the one upward step the layers allow: drawing a widget
 
+        return ui.status(self)

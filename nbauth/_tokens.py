@@ -7,7 +7,6 @@ Its repr and str never show a secret.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,8 +15,11 @@ from typing import Any
 from . import _clock
 from ._errors import ProviderError
 from ._jwt import unverified_claims
+from ._record import Record
+from ._scope import parse_scope
+from ._secret import Secret, secret
 
-__all__ = ["Token", "TokenState", "parse_scope", "parse_token_response"]
+__all__ = ["Token", "TokenState", "parse_token_response"]
 
 #: ``expires_in`` values at or above this are absolute epoch times, not durations (Fusio sends one).
 ABSOLUTE_EXPIRY_THRESHOLD = 1_000_000_000
@@ -37,24 +39,35 @@ class TokenState(enum.Enum):
     EXPIRED = "expired"
 
 
-@dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class Token(Mapping[str, Any]):
+class Token(Record, Mapping[str, Any]):
     """An OAuth 2.0 access token with what came with it (RFC 6749 §5.1).
 
     ``expires_at`` is local epoch seconds (a float) or None when the server gave no lifetime.
     ``claims`` come only from an id_token whose signature, ``iss``, ``aud``, ``exp`` and
-    ``nonce`` were verified (OIDC Core §3.1.3.7); they are empty otherwise.
+    ``nonce`` were verified (OIDC Core §3.1.3.7); they are empty otherwise. The three tokens
+    are :class:`~nbauth._secret.Secret` strings: their repr is ``'***'`` wherever they go.
     """
 
-    access_token: str
-    token_type: str = "Bearer"
-    refresh_token: str | None = None
-    id_token: str | None = None
-    scope: tuple[str, ...] = ()
-    expires_at: float | None = None
-    issued_at: float = dataclasses.field(default_factory=_clock.now)
-    claims: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    refresh_expires_at: float | None = None
+    __slots__ = ("access_token", "claims", "expires_at", "id_token", "issued_at", "refresh_expires_at",
+                 "refresh_token", "scope", "token_type")
+    access_token: Secret
+    token_type: str
+    refresh_token: Secret | None
+    id_token: Secret | None
+    scope: tuple[str, ...]
+    expires_at: float | None
+    issued_at: float
+    claims: Mapping[str, Any]
+    refresh_expires_at: float | None
+
+    def __init__(self, access_token: str, token_type: str = "Bearer", refresh_token: str | None = None,  # noqa: S107
+                 id_token: str | None = None, scope: tuple[str, ...] = (), expires_at: float | None = None,
+                 issued_at: float | None = None, claims: Mapping[str, Any] | None = None,
+                 refresh_expires_at: float | None = None) -> None:
+        self._set(access_token=Secret(access_token), token_type=token_type, refresh_token=secret(refresh_token),
+                  id_token=secret(id_token), scope=tuple(scope), expires_at=expires_at,
+                  issued_at=_clock.now() if issued_at is None else issued_at,
+                  claims=dict(claims) if claims else {}, refresh_expires_at=refresh_expires_at)
 
     # ---- expiry
     @property
@@ -105,8 +118,7 @@ class Token(Mapping[str, Any]):
         A server MAY omit a new refresh token (keep the old one) and omits the id_token or
         scope when unchanged.
         """
-        return dataclasses.replace(
-            new,
+        return new.replace(
             refresh_token=new.refresh_token or self.refresh_token,
             id_token=new.id_token or self.id_token,
             claims=new.claims or self.claims,
@@ -115,9 +127,6 @@ class Token(Mapping[str, Any]):
             if new.refresh_token
             else self.refresh_expires_at,
         )
-
-    def replace(self, **changes: Any) -> Token:
-        return dataclasses.replace(self, **changes)
 
     # ---- mapping interface (requests-oauthlib's token dict)
     def as_dict(self) -> dict[str, Any]:
@@ -144,7 +153,7 @@ class Token(Mapping[str, Any]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Token):
-            return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(self))
+            return self._values() == other._values()
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
@@ -221,28 +230,10 @@ class Token(Mapping[str, Any]):
         )
 
 
-def parse_scope(value: Any, separator: str = " ") -> tuple[str, ...]:
-    """Split a scope value (RFC 6749 §3.3: space-delimited; Fusio uses commas; some send lists)."""
-    if value is None:
-        return ()
-    if isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-    elif isinstance(value, str):
-        items = value.split(separator) if separator.strip() else value.split()
-    else:
-        raise ProviderError(f"scope has an unexpected type ({type(value).__name__})")
-    seen: dict[str, None] = {}
-    for raw in items:
-        item = raw.strip()
-        if item:
-            seen.setdefault(item, None)
-    return tuple(seen)
-
-
 def _normal_token_type(value: str) -> str:
     if value.lower() != "bearer":
         raise ProviderError(
-            f"the provider issued a {value[:40]!r} token; nbauth only sends Bearer tokens (RFC 6750)"
+            f"the token response has token_type {value[:40]!r}; nbauth only sends Bearer tokens (RFC 6750)"
         )
     return "Bearer"
 
@@ -301,7 +292,7 @@ def parse_token_response(
     Tolerates what real servers send: ``expires_in`` as a string or an absolute epoch time,
     missing ``expires_in`` (then the access token's JWT ``exp`` is read - for expiry only,
     never trusted for anything else), ``token_type`` in any case or missing, ``scope`` as a
-    list or comma-separated, and Fusio's ``{"token": ...}``. A ``token_type`` other than
+    list or comma-separated (Fusio's ``{"token": ...}`` is a compliance fix). A ``token_type`` other than
     Bearer is refused. ``server_time`` (the response's Date header) estimates clock skew for
     absolute times; without it the JWT ``iat`` is used.
 
@@ -310,8 +301,6 @@ def parse_token_response(
     if not isinstance(body, dict):
         raise ProviderError("the token response is not a JSON object")
     access = body.get("access_token")
-    if access is None and isinstance(body.get("token"), str):
-        access = body["token"]  # Fusio /consumer/login (seed 003)
     if not isinstance(access, str) or not access:
         raise ProviderError("the token response has no access_token")
     _check_header_safe(access)

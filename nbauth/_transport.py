@@ -28,7 +28,7 @@ from ._record import Record
 
 __all__ = ["HttpReply", "InsecureTLSWarning", "Transport", "display_url", "is_loopback", "require_secure"]
 
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 15.0  # a token request answers in well under a second; 15 s is a dead server
 MAX_BODY = 1024 * 1024
 MAX_RETRY_AFTER = 120.0
 USER_AGENT = "nbauth/0.1"

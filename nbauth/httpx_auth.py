@@ -26,8 +26,8 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from ._session import Session, _check_origin, ensure_token
-from ._sessions import session as find_session
+from ._lookup import session as find_session
+from ._session import Session, _check_origin
 from ._tokens import Token, TokenState
 
 __all__ = ["SessionAuth"]
@@ -61,14 +61,14 @@ class SessionAuth(httpx.Auth):
 
     def _fresh(self) -> Token | None:
         """The current token when no renewal is due (no I/O, no lock)."""
-        holder = self.session.holder
-        token = holder.token
-        leeway = holder.provider.refresh_leeway if holder.provider is not None else None
-        return token if token.state(leeway) is TokenState.FRESH and not holder.logged_out else None
+        session = self.session
+        token = session.entry.token
+        leeway = session.provider.refresh_leeway if session.provider is not None else None
+        return token if token.state(leeway) is TokenState.FRESH and not session.logged_out else None
 
     def token(self, *, force: bool = False, seen: str | None = None) -> Token:
         """A token fit to send, through the session layer's single-flight renewal."""
-        return ensure_token(self.session.holder, force=force, seen=seen)
+        return self.session.fresh_token(force=force, seen=seen)
 
     async def atoken(self, *, force: bool = False, seen: str | None = None) -> Token:
         """:meth:`token` for async clients: renewal runs in a worker thread."""
@@ -78,12 +78,12 @@ class SessionAuth(httpx.Auth):
                 return fresh
         import anyio.to_thread  # httpx depends on anyio; works under asyncio and trio
 
-        call = functools.partial(ensure_token, self.session.holder, force=force, seen=seen)
+        call = functools.partial(self.session.fresh_token, force=force, seen=seen)
         return await anyio.to_thread.run_sync(call)
 
     @staticmethod
     def _authorize(request: httpx.Request, token: Token) -> None:
-        _check_origin(str(request.url))  # a token only goes over https, or http on loopback
+        _check_origin(str(request.url), None)  # a token only goes over https, or http on loopback
         request.headers["Authorization"] = f"Bearer {token.access_token}"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

@@ -13,8 +13,10 @@ token API of seed 001 (tests/servers), and a small protected API in front of the
 ``tour.env`` holds ``NBAUTH_DEMO_ISSUER`` (only started here when not given),
 ``NBAUTH_DEMO_IDENTITYSERVER``, ``NBAUTH_DEMO_SIMPLEIDSERVER``, ``NBAUTH_DEMO_KEYCLOAK_LEGACY``
 (a server URL ending in ``/auth``), ``NBAUTH_DEMO_FUSIO``, ``NBAUTH_DEMO_JSON_API``,
-``NBAUTH_DEMO_API`` (the protected API's ``/api/whoami``) and ``NBAUTH_CONFIG`` (a 0600 profile
-file with the ``demo`` and ``demo-service`` profiles used by 20-unattended).
+``NBAUTH_DEMO_API`` (the protected API's ``/api/whoami``), ``NBAUTH_CONFIG`` (a 0600 profile
+file with the ``demo`` and ``demo-service`` profiles used by 20-unattended), and for 31-data
+``NBAUTH_DEMO_DATA_ISSUER`` (an IdP issuing 3-second JWT access tokens) with ``NBAUTH_DEMO_DATA``
+(a protected file server checking them, tests/servers/data.py).
 
 Run ``python notebooks/tour_servers.py`` to start them by hand: it prints ``export`` lines
 and serves until Ctrl-C.
@@ -95,6 +97,28 @@ def _idp(tour: Tour, workdir: Path, name: str, **env: str) -> IdP:
     return idp
 
 
+def _data(tour: Tour, workdir: Path) -> None:
+    """31-data: an IdP with 3-second JWT access tokens and a protected file server with small files."""
+    import io
+
+    import pandas as pd
+    from servers.data import DataServer
+
+    idp = _idp(tour, workdir, "data", IDP_TTL_AccessToken="3", IDP_DEFAULT_RESOURCE="urn:demo:api")
+    server = DataServer(idp.issuer, idp.endpoint("jwks_uri")).start()
+    tour._stops.append(server.stop)
+    frame = pd.DataFrame({"id": range(20_000), "region": ["north", "south", "east", "west"] * 5_000,
+                          "amount": [round(i * 0.37 % 100, 2) for i in range(20_000)]})
+    server.add("/data/sales.csv", frame.to_csv(index=False).encode())
+    server.add("/data/events.jsonl", frame.head(1_000).to_json(orient="records", lines=True).encode())
+    for i in range(4):
+        buf = io.BytesIO()
+        frame.iloc[i * 5_000:(i + 1) * 5_000].to_parquet(buf, index=False)
+        server.add(f"/data/orders/part-{i}.parquet", buf.getvalue())
+    tour.env["NBAUTH_DEMO_DATA_ISSUER"] = idp.issuer
+    tour.env["NBAUTH_DEMO_DATA"] = server.url + "/data/"
+
+
 def start(workdir: Path, demo_issuer: str | None = None) -> Tour:
     """Start every tour server (about 3 s) and write the profile file under ``workdir``."""
     workdir = Path(workdir)
@@ -118,6 +142,7 @@ def start(workdir: Path, demo_issuer: str | None = None) -> Tour:
                              "confidential-secret").start()
         tour._stops.append(api.stop)
         tour.env["NBAUTH_DEMO_API"] = api.whoami_url
+        _data(tour, workdir)
         config = workdir / "profiles.toml"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -10,6 +10,9 @@ Fixtures
 - ``nbauth_env`` (autouse): NBAUTH_CACHE_DIR / NBAUTH_CONFIG in tmp_path; NBAUTH_CACHE/CLIENT_ID/CLIENT_SECRET unset.
 - ``fusio``, ``seed001``, ``faulty``, ``resource_api`` (function): stand-in servers, fresh per test.
 - ``resource_api_for`` (function): ``resource_api_for(idp, client_id=..., client_secret=...) -> ResourceServer``.
+- ``data_idp`` (session): an IdP whose every access token is a 3-second RFC 9068 JWT for ``urn:demo:api``
+  (refresh tokens 30 min, rotated); ``data_server`` (module): a protected file server checking them
+  (tests/servers/data.py), reset before each test that uses it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 from idp.helpers import CONFIDENTIAL_CLIENT, IdP, IdPStartError, start_idp  # noqa: E402
+from servers.data import DataServer  # noqa: E402
 from servers.faulty import FaultyServer  # noqa: E402
 from servers.fusio import FusioServer  # noqa: E402
 from servers.resource import ResourceServer  # noqa: E402
@@ -128,7 +132,7 @@ def nbauth_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NbauthEnv:
     env = NbauthEnv(cache_dir=tmp_path / "nbauth-cache", config_path=tmp_path / "nbauth-config.toml")
     monkeypatch.setenv("NBAUTH_CACHE_DIR", str(env.cache_dir))
     monkeypatch.setenv("NBAUTH_CONFIG", str(env.config_path))
-    for name in ("NBAUTH_CACHE", "NBAUTH_CLIENT_ID", "NBAUTH_CLIENT_SECRET"):
+    for name in ("NBAUTH_CACHE", "NBAUTH_CLIENT_ID", "NBAUTH_CLIENT_SECRET", "NBAUTH_ISSUER"):
         monkeypatch.delenv(name, raising=False)
     return env
 
@@ -136,12 +140,12 @@ def nbauth_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> NbauthEnv:
 @pytest.fixture(autouse=True)
 def _fresh_kernel() -> Iterator[None]:
     """Each test starts like a new kernel: no live sessions, no discovery cache."""
-    from nbauth import _cache, _presets
+    from nbauth import _discovery, _registry
 
-    _cache.clear_registry()
-    _presets._discovered.clear()
+    _registry.clear_registry()
+    _discovery.clear_cache()
     yield
-    _cache.clear_registry()
+    _registry.clear_registry()
 
 
 # ------------------------------------------------------------------------------ stand-in servers
@@ -183,3 +187,25 @@ def resource_api_for() -> Iterator[Callable[..., ResourceServer]]:
 @pytest.fixture
 def resource_api(idp: IdP, resource_api_for: Callable[..., ResourceServer]) -> ResourceServer:
     return resource_api_for(idp)
+
+
+# ------------------------------------------------------------------------------ protected data (issue 13)
+DATA_IDP_ENV: dict[str, object] = {"IDP_TTL_AccessToken": 3, "IDP_DEFAULT_RESOURCE": "urn:demo:api"}
+
+
+@pytest.fixture(scope="session")
+def data_idp(idp_factory: IdPFactory) -> IdP:
+    return idp_factory(**DATA_IDP_ENV)
+
+
+@pytest.fixture(scope="module")
+def data_server(request: pytest.FixtureRequest) -> Iterator[DataServer]:
+    idp = request.getfixturevalue("data_idp")
+    with DataServer(idp.issuer, idp.endpoint("jwks_uri")) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_data_server(request: pytest.FixtureRequest) -> None:
+    if "data_server" in request.fixturenames:
+        request.getfixturevalue("data_server").reset()

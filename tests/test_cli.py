@@ -128,8 +128,9 @@ def test_token_refreshes_once_for_many_processes(idp, nbauth_env):
     time.sleep(2.0)  # less than half the 3 s lifetime left: due for refresh
     procs = [subprocess.Popen([sys.executable, "-m", "nbauth", "token", "short"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(4)]
-    tokens = {p.communicate(timeout=60)[0].strip() for p in procs}
-    assert all(p.returncode == 0 for p in procs)
+    outs = [p.communicate(timeout=60) for p in procs]
+    tokens = {out.strip() for out, _ in outs}
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
     assert len(tokens) == 1 and first not in tokens
     assert idp.stats().get("token:refresh_token:200") == 1  # single flight across processes
     forced = cli("token", "short", "--refresh", "--json")

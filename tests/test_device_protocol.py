@@ -125,7 +125,10 @@ def test_start_errors():
 
 
 def test_google_style_verification_url_alias():
+    """Google's ``verification_url`` is a compliance fix (nbauth._fixes) every provider gets by default."""
+    from nbauth._fixes import FIXES
+
     body = dict(START)
     body["verification_url"] = body.pop("verification_uri")
-    _, _, prompt, result = run(body, [Reply(200, TOKEN)])
+    _, _, prompt, result = run(FIXES["verification_url"].device_body(body), [Reply(200, TOKEN)])
     assert prompt.verification_uri == "https://idp/device" and result == TOKEN

@@ -224,7 +224,7 @@ def test_device_login_public_api_in_text_mode(idp, capsys, monkeypatch):
     again = p.device_login(scope="openid profile")
     assert again is api
     assert token_requests(idp) == before
-    assert "Using cached session for alice on demo" in capsys.readouterr().out
+    assert "Using the cached session demo#" in capsys.readouterr().out
 
 
 def test_confidential_client_credentials_constants():

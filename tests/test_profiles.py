@@ -150,9 +150,9 @@ def test_no_frontend_reuses_a_cached_login_of_the_profile(idp, nbauth_env):
     write(nbauth_env.config_path, kc_profile(idp, client_id="confidential-client", client_auth=None))
     provider = _profiles.get_profile("demo").provider(client_secret="confidential-secret")
     provider.get_token_by_password("alice", "alice-password", scope="openid profile")
-    from nbauth import _cache
+    from nbauth import _registry
 
-    _cache.clear_registry()  # a new kernel: only the cache remains
+    _registry.clear_registry()  # a new kernel: only the cache remains
     before = token_requests(idp)
     api = nbauth.login("demo")
     assert api.user == "alice" and api.name == "demo" and token_requests(idp) == before

@@ -18,7 +18,7 @@ import pytest
 from servers.faulty import json_response, sequence, server_error
 
 import nbauth
-from nbauth import _cache, _session
+from nbauth import _registry, _session
 from nbauth._store import Store
 
 WORKER = str(Path(__file__).with_name("refresh_worker.py"))
@@ -311,7 +311,7 @@ def test_failed_login_never_overwrites_a_good_cache_entry(idp, nbauth_env):
         p.get_token_by_password("alice", "wrong", force=True)
     after = {f.name: f.read_bytes() for f in nbauth_env.cache_dir.glob("*.json")}
     assert before == after
-    _cache.clear_registry()
+    _registry.clear_registry()
     assert nbauth.session("demo").token.access_token == api.token.access_token
 
 

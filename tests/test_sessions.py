@@ -11,7 +11,7 @@ import pytest
 import requests
 
 import nbauth
-from nbauth import _cache
+from nbauth import _registry
 
 
 def kc(idp, **kw):
@@ -30,7 +30,7 @@ def token_requests(idp):
 
 def new_kernel():
     """Forget everything in memory, as a kernel restart does."""
-    _cache.clear_registry()
+    _registry.clear_registry()
 
 
 def cache_text(env):
@@ -42,13 +42,16 @@ def test_same_login_again_makes_no_token_request(idp):
     api = p.get_token_by_password("alice", "alice-password", scope="openid profile")
     before = token_requests(idp)
     assert p.get_token_by_password("alice", "alice-password", scope="profile openid") is api
-    assert p.get_token_by_password("alice", "other-password-does-not-matter", scope="openid profile") is api
     assert token_requests(idp) == before
+    # a wrong password is never answered from the cache: the provider judges it
+    with pytest.raises(nbauth.InvalidGrant):
+        p.get_token_by_password("alice", "wrong-password", scope="openid profile")
+    assert token_requests(idp) == before + 1
     # a different user, scope or force=True logs in anew
     assert p.get_token_by_password("bob", "bob-password", scope="openid profile") is not api
     assert p.get_token_by_password("alice", "alice-password", scope="openid") is not api
     p.get_token_by_password("alice", "alice-password", scope="openid profile", force=True)
-    assert token_requests(idp) == before + 3
+    assert token_requests(idp) == before + 4
 
 
 def test_restore_after_kernel_restart_zero_token_requests(idp, resource_api):
@@ -62,12 +65,17 @@ def test_restore_after_kernel_restart_zero_token_requests(idp, resource_api):
     assert nbauth.session() is api  # the most recent one
 
 
-def test_login_cell_rerun_in_new_kernel_reuses_the_cache(idp):
-    public(idp).get_token_by_password("alice", "alice-password", scope="openid")
+def test_login_cell_rerun_in_new_kernel_proves_the_password_once(idp):
+    """A password is never stored, so a new kernel cannot tell a right one from a wrong one without
+    asking the provider: one token request, and the entry is the same one (no duplicate session).
+    """
+    first = public(idp).get_token_by_password("alice", "alice-password", scope="openid")
     new_kernel()
     before = token_requests(idp)
     api = public(idp).get_token_by_password("alice", "alice-password", scope="openid")
-    assert api.token.refresh_token and token_requests(idp) == before
+    assert api.token.refresh_token and token_requests(idp) == before + 1 and api.key == first.key
+    assert public(idp).get_token_by_password("alice", "alice-password", scope="openid") is api
+    assert token_requests(idp) == before + 1  # proven in this kernel: reused from now on
 
 
 def test_new_process_reuses_the_login(idp, nbauth_env):
@@ -121,6 +129,12 @@ def test_restored_confidential_session_refreshes_with_env_secret(idp, monkeypatc
         api.refresh()  # no secret in this kernel: say how to supply it, send nothing
     new_kernel()
     monkeypatch.setenv("NBAUTH_CLIENT_SECRET", "confidential-secret")
+    monkeypatch.setenv("NBAUTH_CLIENT_ID", "confidential-client")
+    api = nbauth.session("demo")
+    with pytest.raises(nbauth.LoginRequired):
+        api.refresh()  # the environment does not say which issuer the secret is for: not sent
+    new_kernel()
+    monkeypatch.setenv("NBAUTH_ISSUER", idp.issuer)
     api = nbauth.session("demo")
     assert api.refresh().access_token
 
@@ -145,7 +159,7 @@ def test_session_by_name_and_errors(idp):
     public(idp, name="sales").get_token_by_password("alice", "alice-password")
     public(idp, name="hr").get_token_by_password("bob", "bob-password")
     assert nbauth.session("sales").name == "sales"
-    with pytest.raises(nbauth.LoginRequired, match="known: hr, sales"):
+    with pytest.raises(nbauth.LoginRequired, match=r"known: hr#\w{6}, sales#\w{6}"):
         nbauth.session("marketing")
 
 
@@ -163,7 +177,7 @@ def test_sessions_table_text_and_html(idp):
     html = table._repr_html_()
     assert html.startswith("<table") and ">alice</td>" in html and "text-align:left" in html
     assert table[0]["refreshable"] is True
-    assert all(secret not in text + html for secret in (_cache.holders().__next__().token.access_token,))
+    assert all(secret not in text + html for secret in (_registry.holders().__next__().token.access_token,))
     new_kernel()
     assert nbauth.sessions()[0]["where"] == "cache"
 
@@ -236,7 +250,6 @@ def test_logout_revokes_with_the_client_that_got_the_token(idp):
 
 def test_reuse_through_a_provider_with_another_name_adopts_the_name(idp):
     public(idp).get_token_by_password("alice", "alice-password")
-    new_kernel()
     before = token_requests(idp)
     api = public(idp, name="sales").get_token_by_password("alice", "alice-password")
     assert token_requests(idp) == before and api.name == "sales"

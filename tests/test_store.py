@@ -11,7 +11,7 @@ import time
 import pytest
 
 import nbauth
-from nbauth._cache import CacheKey, Entry, load_entries, read_entry
+from nbauth._entries import CacheKey, Entry, load_entries, read_entry
 from nbauth._store import MAX_ENTRY_BYTES, Store, current_store
 
 KEY = CacheKey.make("https://idp.example/realms/demo", "jupyter", "alice", ("openid",))

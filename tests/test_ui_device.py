@@ -184,7 +184,9 @@ def test_no_second_prompt_while_the_session_lives(sso: nbauth.Keycloak, idp: Any
     before = idp.stats()
     again = sso.device_login(scope=SCOPE)
     assert again is first
-    assert re.fullmatch(r"Using cached session for alice on demo, expires in [45] min\n", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    expected = r"Using the cached session demo#\w{6} \(alice, expires in [45] min\); force=True logs in anew\n"
+    assert re.fullmatch(expected, out)
     assert not [w for w in _instances.values() if isinstance(w, DevicePanel)]  # no widget at all
     assert idp.stats() == before  # and no request
 

@@ -131,7 +131,7 @@ def test_status_is_a_widget_with_a_frontend_and_text_without(api: nbauth.Session
 def test_sessions_table_in_html_and_text(api: nbauth.Session) -> None:
     table = nbauth.sessions()
     assert "<table" in table._repr_html_() and "alice" in table._repr_html_()
-    assert str(table).splitlines()[0].split()[:3] == ["name", "user", "issuer"]
+    assert str(table).splitlines()[0].split()[:3] == ["id", "user", "issuer"]
     assert_hidden(table._repr_html_() + str(table), *secrets_of(api))
 
 

@@ -1,7 +1,9 @@
 """The notebook UI layer: device-code panel, login form, browser sign-in, status widget.
 
-Entry points the core calls: :func:`interactive` (``provider.device_login()``,
-``login_form()``, ``browser_login()``) and :func:`status` (``session.status()``).
+Entry points the login pipeline calls once it has decided no session can be reused:
+:func:`interactive` (``provider.device_login()``, ``login_form()``, ``browser_login()``),
+:func:`check_options`, and :func:`status` (``session.status()``). The ui only draws and
+collects input: it never decides reuse nor writes the cache.
 :func:`has_frontend` decides between widgets and the text fallbacks, which keep everything
 usable without a notebook frontend (plain Python, papermill, nbval). ipywidgets, segno and
 jupyter-ui-poll are imported only when widgets are shown; the widget classes are importable
@@ -14,11 +16,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
-from .._grants import scope_items
-from .._login import reuse_line
 from .._providers import Provider
 from .._session import Session
-from .._sessions import find_reusable
 from ._frontend import has_frontend
 from ._report import StatusReport
 from ._text import browser_login_text, device_login_text, password_login_text
@@ -29,8 +28,8 @@ if TYPE_CHECKING:
     from ._login_form import LoginForm
     from ._status import StatusWidget
 
-__all__ = ["BrowserPanel", "DevicePanel", "LoginForm", "StatusReport", "StatusWidget", "has_frontend",
-           "interactive", "status"]
+__all__ = ["BrowserPanel", "DevicePanel", "LoginForm", "StatusReport", "StatusWidget", "check_options",
+           "has_frontend", "interactive", "status"]
 
 #: Options each kind of login accepts (``out`` / ``cancelled`` only matter to the text versions).
 OPTIONS = {
@@ -48,7 +47,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _check(kind: str, options: dict[str, Any]) -> None:
+def check_options(kind: str, options: dict[str, Any]) -> None:
+    """Refuse an unknown login kind or option, and a timeout that is not a positive number."""
     if kind not in OPTIONS:
         raise ConfigurationError(f"unknown interactive login {kind!r}: device, password or browser")
     unknown = sorted(set(options) - OPTIONS[kind])
@@ -60,22 +60,14 @@ def _check(kind: str, options: dict[str, Any]) -> None:
         raise ConfigurationError("timeout must be a positive number of seconds")
 
 
-def interactive(kind: str, provider: Provider, *, scope: Any = None, force: bool = False, **options: Any) -> Session:
-    """Run an interactive login of ``kind`` (``device``, ``password``, ``browser``), unless one can be reused.
+def interactive(kind: str, provider: Provider, *, scope: Any = None, **options: Any) -> Session:
+    """Draw an interactive login of ``kind`` (``device``, ``password``, ``browser``) and block until done.
 
-    A valid or refreshable session of this kernel or the cache for the same provider, client
-    and scope (and user, when ``username=`` is given) is returned with one line saying so;
-    ``force=True`` logs in anew. Widgets when :func:`has_frontend`, text otherwise.
+    Widgets when :func:`has_frontend`, text otherwise; the protocol runs in
+    :mod:`nbauth._drivers` and the session is recorded by :mod:`nbauth._login`.
     """
     __tracebackhide__ = True
-    _check(kind, options)
-    requested = scope if scope is not None else provider.scope
-    if not force:
-        reused = find_reusable(provider, client_id=provider.client_id, scope=scope_items(requested),
-                               username=options.get("username"))
-        if reused is not None:
-            print(reuse_line(reused), flush=True)
-            return reused
+    check_options(kind, options)
     if has_frontend():
         from ._widgets import login_with_widgets
 

@@ -20,11 +20,11 @@ from typing import Any
 import ipywidgets as widgets
 import traitlets
 
-from .. import _clock
+from .. import _clock, _login
+from .._drivers import DEFAULT_TIMEOUT, BrowserAttempt
 from .._errors import AccessDenied, AuthError, LoginRequired, OAuthError, VerificationError
 from .._providers import Provider
 from . import _style
-from ._browser import DEFAULT_TIMEOUT, BrowserAttempt
 from ._panel import LoginPanel
 
 __all__ = ["BrowserPanel"]
@@ -125,7 +125,7 @@ class BrowserPanel(LoginPanel):
             self._retry(str(exc) if pasted else f"{exc} Open the sign-in page again.")
             return
         try:
-            session = self.attempt.exchange(code)
+            session = _login.browser_login(self.attempt, code)
         except AuthError as exc:
             self._retry(f"{exc} Open the sign-in page again.")
             return

@@ -18,15 +18,12 @@ from typing import Any
 import ipywidgets as widgets
 import segno
 
-from .. import _clock
-from .._device import DevicePrompt, Wait
+from .. import _clock, _login
+from .._device import DevicePrompt
 from .._errors import AccessDenied, AuthError, ExpiredToken, LoginCancelled
-from .._grants import scope_items
 from .._providers import Provider
-from .._sessions import establish
 from . import _style
 from ._panel import LoginPanel
-from ._text import wait_sliced
 
 __all__ = ["DevicePanel", "qr_svg"]
 
@@ -84,18 +81,9 @@ class DevicePanel(LoginPanel):
 
     # ---- the grant, in the worker thread
     def _run(self) -> None:
-        flow = self.provider.device_flow(self._requested)
         try:
-            step = next(flow)
-            while not self._cancelled.is_set():
-                if isinstance(step, DevicePrompt):
-                    self._show_prompt(step)
-                elif isinstance(step, Wait):
-                    wait_sliced(step.seconds, self._cancelled.is_set)
-                step = next(flow)
-            return
-        except StopIteration as done:
-            token = done.value
+            session = _login.device_login(self.provider, self._requested, on_prompt=self._show_prompt,
+                                          cancelled=self._cancelled.is_set)
         except LoginCancelled:
             return
         except AccessDenied as exc:
@@ -111,29 +99,21 @@ class DevicePanel(LoginPanel):
         except Exception as exc:
             self._fail("error", exc, f"Unexpected {type(exc).__name__} while signing in; see the traceback below.")
             return
-        finally:
-            flow.close()
         if self._cancelled.is_set():
             return  # approved too late: the user gave up on this code
-        try:
-            session = establish(self.provider, token, login="device_login", username=None,
-                                scope=scope_items(self._requested))
-        except AuthError as exc:
-            self._fail("error", exc, str(exc))
-            return
         self._succeed(session)
 
     def _show_prompt(self, prompt: DevicePrompt) -> None:
         with self._lock:
             if self.done:
                 return
-            self.prompt = prompt
             self._expires_at = _clock.monotonic() + prompt.expires_in
             self._deadline = self._expires_at + EXPIRY_SLACK
-            self.state = "waiting"
             self._steps.value = self._steps_html(prompt)
             if self._qr_wanted:
                 self._qr.value = qr_svg(prompt.verification_uri_complete or prompt.verification_uri)
+            self.prompt = prompt  # published last: whoever sees it sees the whole panel
+            self.state = "waiting"
             self._render_countdown()
             self._dirty = True
             self.started.set()

@@ -6,22 +6,25 @@ fallbacks saved in the notebook. Only names, scopes and times are shown - never 
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from .._errors import AuthError
+from .._record import Record
 from .._session import Session
 from . import _style
 
 __all__ = ["StatusReport", "Who", "expiry_line", "who_of"]
 
 
-@dataclasses.dataclass(frozen=True)
-class Who:
+class Who(Record):
     """Who is signed in: the short user name and, when known, the full name."""
 
+    __slots__ = ("name", "user")
     user: str | None
-    name: str | None = None
+    name: str | None
+
+    def __init__(self, user: str | None, name: str | None = None) -> None:
+        self._set(user=user, name=name)
 
     def __str__(self) -> str:
         if self.user and self.name and self.name != self.user:
@@ -33,7 +36,7 @@ def who_of(session: Session, *, ask: bool = True) -> Who:
     """From the verified id_token (OIDC Core §2), else the login's user name; when that gives no
     readable name (nothing, or only the opaque ``sub``), from the provider's UserInfo (§5.3).
     """
-    token = session.holder.token
+    token = session.entry.token
     claims = token.claims
     user, name = session.user, claims.get("name")
     if ask and not name and (not user or user == claims.get("sub")) and session.provider.userinfo_url:
@@ -50,15 +53,15 @@ def who_of(session: Session, *, ask: bool = True) -> Who:
 
 
 def _renews(session: Session) -> bool:
-    token = session.holder.token
-    return token.refreshable or (session.holder.entry.login == "client_credentials")
+    token = session.entry.token
+    return token.refreshable or (session.login_kind == "client_credentials")
 
 
 def expiry_line(session: Session) -> tuple[str, str]:
     """``(kind, text)`` for the token's lifetime: kind is ``muted``, ``warn`` or ``error``."""
-    if session.holder.logged_out:
+    if session.logged_out:
         return "muted", "Logged out: the tokens were revoked and forgotten."
-    left = session.holder.token.expires_in
+    left = session.entry.token.expires_in
     renews = _renews(session)
     if left is None:
         return "muted", "The provider gave no expiry for this token."
@@ -71,7 +74,7 @@ def expiry_line(session: Session) -> tuple[str, str]:
 
 
 def scopes_of(session: Session) -> str:
-    scope = session.holder.token.scope or tuple(session.key.scope.split())
+    scope = session.entry.token.scope or tuple(session.key.scope.split())
     return " ".join(scope) if scope else "(none listed)"
 
 
@@ -84,7 +87,7 @@ class StatusReport:
 
     def lines(self) -> list[str]:
         s = self.session
-        if s.holder.logged_out:
+        if s.logged_out:
             return [f"Logged out of {s.name}."]
         return [
             f"Signed in to {s.name} as {self.who}",
@@ -104,7 +107,7 @@ class StatusReport:
 
 def status_html(session: Session, who: Who) -> str:
     """A static card with the same content as the widget (the notebook keeps it when widgets cannot render)."""
-    if session.holder.logged_out:
+    if session.logged_out:
         return f'{_style.CSS}<div class="nbauth-panel nbauth-text">Logged out of {_style.esc(session.name)}.</div>'
     kind, expiry = expiry_line(session)
     return (f'{_style.CSS}<div class="nbauth-panel nbauth-text">'

@@ -90,13 +90,13 @@ class StatusWidget(widgets.VBox):  # type: ignore[misc]
         self.add_class("nbauth-panel")
         self.add_class("nbauth-status")
         route_comms(self)
-        if not session.holder.logged_out:
+        if not session.logged_out:
             TICKER.add(self)
 
     # ---- rendering
     def _render(self) -> None:
         s = self.session
-        if s.holder.logged_out:
+        if s.logged_out:
             self._header.value = _style.title(f"Logged out of {s.name}")
             self._details.value = ('<div class="nbauth-text nbauth-muted">The tokens were revoked and forgotten. '
                                    "Run the login cell again to sign in.</div>")
@@ -122,7 +122,7 @@ class StatusWidget(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             if self.comm is None:
                 return False
-            if self.session.holder.logged_out:
+            if self.session.logged_out:
                 self._render()
                 return False
             self._render_expiry()
@@ -168,7 +168,7 @@ class StatusWidget(widgets.VBox):  # type: ignore[misc]
 
     def fallback_text(self) -> str:
         s = self.session
-        if s.holder.logged_out:
+        if s.logged_out:
             return f"Logged out of {s.name}."
         return f"Signed in to {s.name} as {self.who}\nScopes: {scopes_of(s)}\n{expiry_line(s)[1]}"
 
@@ -194,5 +194,5 @@ class _Busy:
         w = self.widget
         if w._message.value == _style.note("busy", self.text):
             w._message.value = ""
-        logged_out = w.session.holder.logged_out
+        logged_out = w.session.logged_out
         w._refresh.disabled = w._logout.disabled = logged_out

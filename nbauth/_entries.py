@@ -1,25 +1,25 @@
-"""The cache: entries keyed by issuer + client + user + scope, in this kernel and on disk.
+"""Cache entries: what one login leaves behind, keyed by issuer + client + user + scope.
 
-The in-kernel registry holds one :class:`Holder` per key: the current token, the lock that
-makes refresh single-flight among threads, and the live provider. The persistent store
-(:mod:`nbauth._store`) shares entries between kernels. Only allow-listed token fields are
-written (MSAL's rule); passwords and client secrets never are.
+An :class:`Entry` is immutable and is what the persistent store (:mod:`nbauth._store`)
+shares between kernels; the in-kernel state around it lives in :mod:`nbauth._registry`.
+Only allow-listed token fields are written (MSAL's rule); passwords and client secrets
+never are.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from . import _clock
 from ._record import Record
+from ._scope import scope_key
 from ._store import Store, _warn, current_store
 from ._tokens import Token
 
-__all__ = ["CacheKey", "Entry", "Holder", "holders", "load_entries", "registry_lock"]
+__all__ = ["CacheKey", "Entry", "load_entries", "read_entry"]
 
 
 class CacheKey(Record):
@@ -37,7 +37,12 @@ class CacheKey(Record):
     @classmethod
     def make(cls, issuer: str, client_id: str | None, user: str | None,
              scope: tuple[str, ...] | list[str]) -> CacheKey:
-        return cls(issuer.rstrip("/"), client_id or "", user or "", " ".join(sorted(set(scope))))
+        return cls(issuer.rstrip("/"), client_id or "", user or "", scope_key(tuple(scope)))
+
+    @property
+    def short(self) -> str:
+        """A short, stable id of this key (``nbauth.session("demo#3f2a9c")`` picks it among namesakes)."""
+        return self.digest[:6]
 
     @property
     def digest(self) -> str:
@@ -132,74 +137,3 @@ def load_entries(store: Store | None = None) -> list[Entry]:
     store = store or current_store()
     entries = (_entry(data, digest) for digest, data in store.entries())
     return sorted((e for e in entries if e is not None), key=lambda e: e.updated_at, reverse=True)
-
-
-class Holder:
-    """One cache entry's live state in this kernel, shared by every Session for that key.
-
-    ``lock`` serialises refreshes among threads (single flight); ``entry`` is the newest
-    known entry; ``provider`` is the Provider object used to refresh (it holds the secret);
-    ``client_secret`` is a client_credentials grant's own secret (memory only); ``retry_at``
-    backs off renewals after a transient failure; ``session`` is the Session object handed out.
-    """
-
-    def __init__(self, entry: Entry, provider: Any, client_secret: str | None = None) -> None:
-        self.entry = entry
-        self.provider = provider
-        self.client_secret = client_secret
-        self.lock = threading.Lock()
-        self.logged_out = False
-        self.retry_at = 0.0
-        self.session: Any = None
-
-    @property
-    def token(self) -> Token:
-        return self.entry.token
-
-    @property
-    def key(self) -> CacheKey:
-        return self.entry.key
-
-
-_holders: dict[CacheKey, Holder] = {}
-registry_lock = threading.RLock()
-
-
-def holders() -> Iterator[Holder]:
-    """The live holders of this kernel, most recently updated first."""
-    with registry_lock:
-        items = list(_holders.values())
-    return iter(sorted(items, key=lambda h: h.entry.updated_at, reverse=True))
-
-
-def get_holder(key: CacheKey) -> Holder | None:
-    with registry_lock:
-        return _holders.get(key)
-
-
-def put_holder(holder: Holder) -> Holder:
-    """Register a holder; an existing one for the key wins (and takes the newer entry)."""
-    with registry_lock:
-        existing = _holders.get(holder.key)
-        if existing is None:
-            _holders[holder.key] = holder
-            return holder
-        if holder.entry.generation >= existing.entry.generation:
-            existing.entry = holder.entry
-        if holder.provider is not None:
-            existing.provider = holder.provider
-        if holder.client_secret is not None:
-            existing.client_secret = holder.client_secret
-        existing.logged_out = False
-        return existing
-
-
-def drop_holder(key: CacheKey) -> None:
-    with registry_lock:
-        _holders.pop(key, None)
-
-
-def clear_registry() -> None:
-    """Forget every in-kernel session (tests; ``nbauth.logout_all``)."""
-    with registry_lock:
-        _holders.clear()

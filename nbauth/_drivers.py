@@ -1,4 +1,8 @@
-"""Browser sign-in without widgets: the authorization request and its loopback redirect.
+"""The protocol drivers of the interactive logins, below the ui: it only draws and collects input.
+
+:func:`run_device_flow` performs the device grant's steps (RFC 8628) with a deadline and a
+cancel predicate, sleeping in slices of at most a second (MSAL's poller); the ui gets the
+prompt through a callback.
 
 One :class:`BrowserAttempt` is one authorization request (RFC 6749 §4.1.1) with PKCE S256
 (RFC 7636 §4.1-4.3), a fresh ``state`` (RFC 6749 §10.12) and, with the ``openid`` scope, a
@@ -14,29 +18,26 @@ either.
 
 from __future__ import annotations
 
-import dataclasses
 import http.server
 import queue
 import secrets
 import threading
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
-from .._errors import AuthError, ConfigurationError, VerificationError
-from .._grants import (
-    AuthorizationCode,
-    authorization_url,
-    join_scope,
-    parse_authorization_response,
-    pkce_pair,
-    scope_items,
-)
-from .._presets import fetch_metadata
-from .._providers import Provider
-from .._session import Session
-from .._sessions import establish
+from . import _clock, _device
+from ._discovery import fetch_metadata
+from ._errors import AuthError, ConfigurationError, LoginCancelled, VerificationError
+from ._exchange import Exchange
+from ._grants import AuthorizationCode, authorization_url, parse_authorization_response, pkce_pair
+from ._scope import Scope, join_scope, scope_items
+from ._tokens import Token
 
-__all__ = ["BrowserAttempt", "LoopbackListener"]
+__all__ = ["LOGIN_KIND", "BrowserAttempt", "LoopbackListener", "run_device_flow", "wait_sliced"]
+
+#: The interactive logins and the kind of cache entry each makes.
+LOGIN_KIND = {"device": "device_login", "password": "password", "browser": "browser_login"}
 
 CALLBACK_PATH = "/callback"
 DEFAULT_TIMEOUT = 600.0
@@ -109,7 +110,40 @@ class LoopbackListener:
         self.server.server_close()
 
 
-def _iss_required(provider: Provider) -> bool:
+def wait_sliced(seconds: float, cancelled: Callable[[], bool] | None = None) -> None:
+    """Sleep in slices of at most 1 s, checking ``cancelled`` between them (MSAL's poller)."""
+    deadline = _clock.monotonic() + seconds
+    while True:
+        if cancelled is not None and cancelled():
+            raise LoginCancelled("the login was cancelled")
+        left = deadline - _clock.monotonic()
+        if left <= 0:
+            return
+        _clock.sleep(min(1.0, left))
+
+
+def run_device_flow(provider: Exchange, scope: Scope, *, on_prompt: Callable[[_device.DevicePrompt], None],
+                    cancelled: Callable[[], bool] | None = None) -> Token:
+    """Run the device grant (RFC 8628 §3.1-3.5) to its end: ``on_prompt`` shows the code (§3.3),
+    waits honour ``cancelled``; the code's own expiry bounds the whole (§3.2 ``expires_in``).
+    """
+    flow = provider.device_flow(scope)
+    try:
+        step = next(flow)
+        while True:
+            if isinstance(step, _device.DevicePrompt):
+                on_prompt(step)
+            elif isinstance(step, _device.Wait):
+                wait_sliced(step.seconds, cancelled)
+            step = next(flow)
+    except StopIteration as done:
+        token: Token = done.value
+        return token
+    finally:
+        flow.close()
+
+
+def _iss_required(provider: Exchange) -> bool:
     """True when the provider's metadata promises ``iss`` in authorization responses (RFC 9207 §3)."""
     if not provider.issuer:
         return False
@@ -122,22 +156,17 @@ def _iss_required(provider: Provider) -> bool:
     return meta.get("authorization_response_iss_parameter_supported") is True
 
 
-@dataclasses.dataclass(repr=False)
 class BrowserAttempt:
     """One authorization code + PKCE sign-in through the user's browser (RFC 6749 §4.1, RFC 8252).
 
     ``url`` is the address to open; the loopback listener puts the redirect on ``redirects``;
-    :meth:`finish` checks a redirect address (from there, or pasted) and returns the Session.
-    Call :meth:`close` when done.
+    :meth:`code_from` checks a redirect address (from there, or pasted) and :meth:`redeem`
+    exchanges its code for a token. Call :meth:`close` when done.
     """
 
-    provider: Provider
-    scope: Any = None
-    port: int = 0
-    extra: dict[str, str] | None = None
-
-    def __post_init__(self) -> None:
-        provider = self.provider
+    def __init__(self, provider: Exchange, scope: Any = None, *, port: int = 0,
+                 extra: dict[str, str] | None = None) -> None:
+        self.provider, self.scope, self.port, self.extra = provider, scope, port, extra
         if not provider.authorization_url:
             raise ConfigurationError(f"{provider.name}: no authorization_url; pass it to the provider or use discovery")
         if not provider.client_id:
@@ -169,17 +198,11 @@ class BrowserAttempt:
         return parse_authorization_response(redirect_url, state=self.state, issuer=self.provider.issuer,
                                             require_iss=self.require_iss)
 
-    def exchange(self, code: str) -> Session:
+    def redeem(self, code: str) -> Token:
         """Redeem the code with the PKCE verifier (RFC 7636 §4.5) and the nonce check (OIDC Core §3.1.3.7)."""
         request = AuthorizationCode(code, self.redirect_uri, self._verifier).request(self.provider.scope_separator)
-        request = dataclasses.replace(request, scope=scope_items(self.requested))
-        token = self.provider.fetch_token(request, nonce=self.nonce)
-        return establish(self.provider, token, login="browser_login", username=None,
-                         scope=scope_items(self.requested))
-
-    def finish(self, redirect_url: str) -> Session:
-        """:meth:`code_from` then :meth:`exchange`."""
-        return self.exchange(self.code_from(redirect_url))
+        request = request.replace(scope=scope_items(self.requested))
+        return self.provider.fetch_token(request, nonce=self.nonce)
 
     def close(self) -> None:
         self.listener.close()
