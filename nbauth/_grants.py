@@ -78,6 +78,12 @@ class TokenRequest(Record):
     def __hash__(self) -> int:
         return hash((tuple(sorted(self.params.items())), self.endpoint))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle without secrets: no secret body field, client secret or redaction list (they never travel)."""
+        params = {k: v for k, v in self.params.items() if k not in SECRET_PARAMS}
+        return TokenRequest, (params, self.endpoint, self.user_grant, self.client_id, None, self.username,
+                              self.scope, ())
+
 
 def _with_scope(params: dict[str, str], scope: Scope, separator: str) -> dict[str, str]:
     joined = join_scope(scope, separator)

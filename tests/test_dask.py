@@ -83,12 +83,15 @@ def test_pickles_hold_no_secret(idp, resource_api):
                "verifier-x", "assertion-x"]
     assert len(secrets_of(api)) == 3  # access, refresh and id token: the scan looks for each
     for dumps in (pickle.dumps, cloudpickle.dumps):
-        for obj in (api, provider, *grants, [api, {"s": api}]):
+        # a Token, an Entry and a TokenRequest are Records whose secrets are Secret strings: dropped too
+        for obj in (api, provider, *grants, [api, {"s": api}], api.token, api.entry, grants[0].request()):
             blob = dumps(obj)
             assert not [s for s in secrets if s.encode() in blob], obj
     back = pickle.loads(pickle.dumps(provider))
     assert back.token_url == provider.token_url and back.client_secret == "confidential-secret"  # the live one's
     assert pickle.loads(pickle.dumps(grants[0])) == nbauth.Password("alice", None)
+    back_token = pickle.loads(pickle.dumps(api.token))  # a Token unpickles without any of its tokens
+    assert (back_token.access_token, back_token.refresh_token, back_token.id_token) == ("", None, None)
     assert pickle.loads(pickle.dumps(api)) is api  # in the owning kernel: the live session
     assert pickle.loads(pickle.dumps(api)).get(resource_api.whoami_url).status_code == 200
 
