@@ -78,6 +78,12 @@ class TokenRequest(Record):
     def __hash__(self) -> int:
         return hash((tuple(sorted(self.params.items())), self.endpoint))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle without secrets: no secret body field, client secret or redaction list (they never travel)."""
+        params = {k: v for k, v in self.params.items() if k not in SECRET_PARAMS}
+        return TokenRequest, (params, self.endpoint, self.user_grant, self.client_id, None, self.username,
+                              self.scope, ())
+
 
 def _with_scope(params: dict[str, str], scope: Scope, separator: str) -> dict[str, str]:
     joined = join_scope(scope, separator)
@@ -204,6 +210,11 @@ class Custom(Record):
 
     def __hash__(self) -> int:
         return hash(("Custom", tuple(sorted(self.params.items())), self.endpoint))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle without the values of secret parameters (they are dropped, as Record drops hidden fields)."""
+        params = {k: v for k, v in self.params.items() if k not in SECRET_PARAMS}
+        return Custom, (params, self.endpoint)
 
     def request(self, separator: str = " ") -> TokenRequest:
         params = {str(k): str(v) for k, v in self.params.items() if v is not None}

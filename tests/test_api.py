@@ -19,7 +19,7 @@ LAYERS = [
     ("grants", {"_grants", "_device", "_loopback"}),
     ("providers", {"_transport", "_client_auth", "_fixes", "_settings", "_exchange", "_discovery"}),
     ("cache", {"_store", "_entries", "_registry", "_credentials", "_cachedir", "_perms"}),
-    ("session", {"_refresh", "_session", "_fsauth", "fs", "duckdb"}),
+    ("session", {"_refresh", "_session", "_fsauth", "fs", "duckdb", "_handle", "_scaleout", "dask"}),
     ("login", {"_reuse", "_drivers", "_login", "_providers", "_presets", "_lookup"}),
     ("ui", {"ui", "_profiles", "_cli", "_cli_hints", "_ipython", "__main__", "httpx_auth", "__init__"}),
 ]
@@ -136,7 +136,7 @@ def test_presets_are_providers():
 def test_import_nbauth_does_not_load_widgets_or_heavy_deps():
     code = ("import sys, nbauth; heavy = [m for m in ('ipywidgets', 'IPython', 'jwt', 'cryptography', 'filelock', "
             "'platformdirs', 'segno', 'jupyter_ui_poll', 'keyring', 'httpx', 'fsspec', 'aiohttp', 'pandas', 'pyarrow', "
-            "'duckdb', 'polars', 'dask') if m in sys.modules]; print(heavy)")
+            "'duckdb', 'polars', 'dask', 'distributed', 'cloudpickle') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
