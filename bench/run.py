@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             api.stop()
         short.stop()
         long.stop()
+    from bench import scaleout
+
+    say("scale-out with dask (bench/scaleout.py): the same tasks for nbauth, the peers and a static header ...")
+    results["scaleout"] = scaleout.run(work / "scaleout", say)
     results["runtime_s"] = time.monotonic() - started
     results["machine"] = report.machine()
     (work / "results.json").write_text(json.dumps(results, indent=1))
@@ -103,9 +107,15 @@ def write_report(results: dict[str, Any], out: Path) -> int:
     if begin in old and end in old:  # bench/data.py's section (python -m bench.data) is kept
         text = text.rstrip("\n") + "\n\n" + begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
     target.write_text(text)
+    scaleout_goals: list[tuple[str, str, bool]] = []
+    if "scaleout" in results:
+        from bench import scaleout
+
+        scaleout.write_section(results["scaleout"], target)
+        scaleout_goals = scaleout.goals(results["scaleout"])
     say(f"\nwrote {os.path.relpath(target, ROOT)} and {os.path.relpath(png, ROOT)} ({runtime:.0f} s)\n")
     missed = 0
-    for goal, measured, ok in report.goals(results):
+    for goal, measured, ok in report.goals(results) + scaleout_goals:
         say(f"  [{'ok' if ok else 'MISSED'}] {goal}: {measured}")
         missed += not ok
     say(f"\n{'all of nbauth goals met' if not missed else f'{missed} of nbauth goals missed'}")

@@ -11,6 +11,7 @@ The public names are listed in ``__all__``; everything in ``nbauth._*`` is priva
 
 from __future__ import annotations
 
+from . import _ipython
 from ._chain import Explanation, explain
 from ._entries import CacheKey
 from ._errors import (
@@ -56,6 +57,9 @@ from ._store import CacheWarning
 from ._token_exchange import TokenExchange
 from ._tokens import Token, TokenState
 from ._transport import InsecureTLSWarning
+
+_ipython.install()
+del _ipython
 
 __version__ = "0.1.0"
 

@@ -27,7 +27,7 @@ from ._profiles import Profile, get_profile, has_frontend, provider_for
 from ._providers import Provider
 from ._scope import scope_items
 
-__all__ = ["Explanation", "explain"]
+__all__ = ["Explanation", "cmd_explain", "explain"]
 
 
 class Explanation:
@@ -100,3 +100,9 @@ def explain(name: str | None = None, *, scope: str | list[str] | None = None,
     links.append(("cache", *_cache(provider, scope)))
     links.append(("interactive", *_interactive(profile, provider)))
     return Explanation(profile.name, links)
+
+
+def cmd_explain(args: Any) -> int:
+    """``nbauth explain [PROFILE]``: print the credential chain, link by link."""
+    print(explain(args.profile), flush=True)
+    return 0

@@ -17,8 +17,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._chain import explain
-from ._credentials import KEYRING_SERVICE
+from ._chain import cmd_explain
+from ._cli_hints import HELP as _HELP
+from ._cli_hints import check_profile_name, did_you_mean, no_session
+from ._credentials import delete_keyring_secret, store_keyring_secret
 from ._dpop import check_printable
 from ._entries import load_entries
 from ._errors import (
@@ -65,23 +67,17 @@ EXIT_CODES: tuple[tuple[int, type[BaseException], str], ...] = (
 )
 EXIT_USAGE = 2
 EXIT_OTHER = 1
+#: the fix, in shell terms, printed before the reason ({name}: the profile or session of the command line)
 _NEXT_STEP = {
-    LoginRequired: "Log in with `nbauth login NAME`, or set NBAUTH_CLIENT_ID and NBAUTH_CLIENT_SECRET.",
-    InvalidGrant: "Check the username/password, or log in again with `nbauth login NAME --force`.",
-    InvalidClient: "Check client_id / client_secret (profile, NBAUTH_CLIENT_SECRET, `nbauth secret NAME`) "
-                   "and client_auth.",
+    LoginCancelled: "Run it again when ready: nbauth login {name}",
+    LoginRequired: "Log in first: nbauth login {name}  (or set NBAUTH_CLIENT_ID and NBAUTH_CLIENT_SECRET)",
+    InvalidGrant: "Check the username and password, or log in again: nbauth login {name} --force",
+    InvalidClient: "Check client_id, client_secret and client_auth in the profile (nbauth list shows the file), "
+                   "NBAUTH_CLIENT_SECRET, or store the secret: nbauth secret {name}",
     ProviderError: "Check the URL, your network and proxy settings; if the provider is down, try later.",
     VerificationError: "Check the issuer URL and the system clock; do not turn security checks off.",
-    ConfigurationError: "Fix the profile or the arguments (`nbauth list` shows the profile file).",
+    ConfigurationError: "Fix the profile or the arguments (nbauth list shows the profile file).",
 }
-
-_HELP = """\
-Log in to OAuth 2.0 / OpenID Connect providers and get tokens for shell cells and scripts.
-Sessions are shared with notebooks through nbauth's cache.
-
-  nbauth login analytics                      # device code (or the profile's flow) in the terminal
-  curl -H "Authorization: Bearer $(nbauth token analytics)" https://api.example.com/v1/sales
-"""
 
 _EPILOG = "exit codes:\n  0   ok\n  1   any other failure\n  2   usage error (bad command line)\n" + "".join(
     f"  {code:<3} {cls.__name__}: {what}\n" for code, cls, what in sorted(EXIT_CODES, key=lambda c: c[0])
@@ -105,14 +101,14 @@ def exit_code(exc: BaseException) -> int:
     return EXIT_OTHER
 
 
-def _next_step(exc: AuthError) -> str | None:
+def _next_step(exc: AuthError, name: str | None = None) -> str | None:
     """What to do next, unless the message already says it."""
     text = str(exc)
-    if "`nbauth " in text or "NBAUTH_CLIENT" in text or "; use " in text:
+    if "nbauth " in text or "NBAUTH_CLIENT" in text or "; use " in text:
         return None
     for cls, step in _NEXT_STEP.items():
         if isinstance(exc, cls):
-            return step
+            return step.format(name=name or "NAME")
     return None
 
 
@@ -148,15 +144,28 @@ def _profile_or_none(name: str | None) -> Profile | None:
     return None
 
 
-def resolve(name: str | None) -> Session:
+def _no_session(command: str, name: str | None) -> LoginRequired:
+    return no_session(command, name or os.environ.get("NBAUTH_PROFILE") or None, load_profiles(),
+                      [row["name"] for row in sessions()])
+
+
+def resolve(name: str | None, command: str = "token") -> Session:
     """The session for a profile or session name: the cached one, else an unattended login."""
     profile = _profile_or_none(name)
     if profile is None:
-        return session(name)
+        try:
+            return session(name)
+        except LoginRequired:
+            raise _no_session(command, name) from None
     try:
         found = session(profile.name)
     except LoginRequired:
-        return login(name or profile.name, interactive=False)
+        try:
+            return login(name or profile.name, interactive=False)
+        except LoginRequired as exc:
+            if "frontend" not in str(exc):  # its own reason (a missing secret...): keep it
+                raise
+            raise _no_session(command, name) from None
     if found.entry.token.state(found.provider.refresh_leeway) is not TokenState.FRESH:
         provider = provider_for(profile)  # the profile's provider holds the secret a refresh may need
         if provider.client_secret:
@@ -166,6 +175,7 @@ def resolve(name: str | None) -> Session:
 
 # ---------------------------------------------------------------------------- commands
 def cmd_login(args: argparse.Namespace) -> int:
+    check_profile_name(args.target, load_profiles())
     profile = get_profile(args.target, client_id=args.client_id)
     if args.name:
         profile = profile.replace(name=args.name)
@@ -189,15 +199,16 @@ def cmd_login(args: argparse.Namespace) -> int:
     else:
         with contextlib.redirect_stdout(sys.stderr):  # the device code and messages go to stderr
             s = run_flow(provider, flow, args.scope, args.force, profile, username=username)
+    announced = flow != "client_credentials" and not args.password_stdin  # the flow said "Logged in to ..."
     if args.json:
         _emit(summary(s))
-    else:
+    elif not announced:
         _say(f"Logged in. {_line(s)}")
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    s = resolve(args.name)
+    s = resolve(args.name, "token")
     token = s.fresh_token(force=args.refresh, seen=s.entry.token.access_token if args.refresh else None)
     check_printable(token, s.name)  # a DPoP-bound token (RFC 9449) is useless to other tools
     if args.json:
@@ -211,7 +222,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
-    s = resolve(args.name)
+    s = resolve(args.name, "whoami")
     if s.login_kind == "client_credentials":
         claims: dict[str, Any] = {"client_id": s.key.client_id}  # no user behind a service token
     else:
@@ -274,33 +285,25 @@ def cmd_logout(args: argparse.Namespace) -> int:
                     store.delete(entry.key.digest)
                 count += 1
     if count == 0 and not args.all:
-        known = ", ".join(sorted({row["name"] for row in sessions()})) or "none"
-        raise LoginRequired(f"no session named {args.name!r} to log out (known: {known})")
+        names = sorted({row["name"] for row in sessions()})
+        guess = did_you_mean(args.name, names)
+        fix = (f"Did you mean {guess!r}? nbauth logout {guess}  (" if guess
+               else "nothing to log out (nbauth list shows the sessions; ")
+        raise LoginRequired(f"{fix}no session is named {args.name!r}; sessions: {', '.join(names) or 'none'})")
     _say(f"Logged out of {count} session(s); their cache entries are gone.")
     for problem in problems:  # forgotten locally all the same: report, do not fail
         _say(f"nbauth: warning: {problem}")
     return 0
 
 
-def _no_keyring(exc: BaseException) -> str:
-    return (f"the OS keyring could not store the secret ({type(exc).__name__}): this machine has no usable keyring "
-            "backend. Install one (e.g. `pip install keyrings.alt`, or unlock the desktop keyring), or give the "
-            "secret as NBAUTH_CLIENT_SECRET from your scheduler's secret store, or as client_secret in a 0600 "
-            "profile file")
-
-
 def cmd_secret(args: argparse.Namespace) -> int:
-    try:
-        import keyring
-    except ImportError:
-        raise ConfigurationError("the keyring is an optional extra: pip install 'nbauth[keyring]'") from None
     profile = get_profile(args.profile)
     if not profile.client_id:
         raise ConfigurationError(f"profile {profile.name!r} has no client_id")
-    user = keyring_username(profile.client_id, profile.provider().issuer_key)
+    issuer_key = profile.provider().issuer_key
+    user = keyring_username(profile.client_id, issuer_key)
     if args.delete:
-        with contextlib.suppress(Exception):
-            keyring.delete_password(KEYRING_SERVICE, user)
+        delete_keyring_secret(profile.client_id, issuer_key)
         _say(f"Removed the client secret of {user} from the keyring.")
         return 0
     if sys.stdin and sys.stdin.isatty():
@@ -311,18 +314,10 @@ def cmd_secret(args: argparse.Namespace) -> int:
         secret = sys.stdin.readline().rstrip("\r\n")
     if not secret:
         raise ConfigurationError("no secret given")
-    try:
-        keyring.set_password(KEYRING_SERVICE, user, secret)
-    except keyring.errors.KeyringError as exc:  # NoKeyringError, a locked or refusing backend
-        del secret
-        raise ConfigurationError(_no_keyring(exc)) from None
+    backend = store_keyring_secret(profile.client_id, issuer_key, secret)
     del secret
-    _say(f"Stored the client secret of {user} in the keyring ({type(keyring.get_keyring()).__name__}).")
+    _say(f"Stored the client secret of {user} in the keyring ({backend}).")
     return 0
-
-
-def cmd_explain(args: argparse.Namespace) -> int:
-    return print(explain(args.profile), flush=True) or 0  # the credential chain, link by link
 
 
 # ---------------------------------------------------------------------------- parser
@@ -388,10 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say("nbauth: cancelled.")
         return exit_code(KeyboardInterrupt())
     except AuthError as exc:
-        _say(f"nbauth: {type(exc).__name__}: {exc}")
-        step = _next_step(exc)
-        if step:
-            _say(f"  {step}")
+        step = _next_step(exc, getattr(args, "target", None) or getattr(args, "name", None))
+        if step:  # the fix first, then why
+            _say(f"nbauth: {step}")
+            _say(f"  {type(exc).__name__}: {exc}")
+        else:
+            _say(f"nbauth: {exc}")
         return exit_code(exc)
     except BrokenPipeError:
         with contextlib.suppress(OSError):

@@ -9,11 +9,15 @@ to another.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Any
 
+from ._errors import ConfigurationError
 from ._secret import Secret, secret
 
-__all__ = ["KEYRING_SERVICE", "environment_secret", "keyring_secret", "keyring_username", "secret_for"]
+__all__ = ["KEYRING_SERVICE", "delete_keyring_secret", "environment_secret", "keyring_secret", "keyring_username",
+           "secret_for", "store_keyring_secret"]
 
 KEYRING_SERVICE = "nbauth"
 
@@ -51,3 +55,32 @@ def environment_secret(client_id: str | None, issuer_key: str) -> Secret | None:
 def secret_for(client_id: str | None, issuer_key: str) -> Secret | None:
     """A restored client's secret: the environment (when it names this client and issuer), else the keyring."""
     return environment_secret(client_id, issuer_key) or keyring_secret(client_id, issuer_key)
+
+
+def _keyring() -> Any:
+    try:
+        import keyring
+    except ImportError:
+        raise ConfigurationError("the keyring is an optional extra: pip install 'nbauth[keyring]'") from None
+    return keyring
+
+
+def store_keyring_secret(client_id: str, issuer_key: str, value: str) -> str:
+    """Store a client secret in the OS keyring; the backend's name, or a ConfigurationError saying what to do."""
+    keyring = _keyring()
+    try:
+        keyring.set_password(KEYRING_SERVICE, keyring_username(client_id, issuer_key), value)
+    except keyring.errors.KeyringError as exc:  # NoKeyringError, a locked or refusing backend
+        raise ConfigurationError(
+            f"the OS keyring could not store the secret ({type(exc).__name__}): this machine has no usable keyring "
+            "backend. Install one (e.g. `pip install keyrings.alt`, or unlock the desktop keyring), or give the "
+            "secret as NBAUTH_CLIENT_SECRET from your scheduler's secret store, or as client_secret in a 0600 "
+            "profile file") from None
+    return type(keyring.get_keyring()).__name__
+
+
+def delete_keyring_secret(client_id: str, issuer_key: str) -> None:
+    """Remove a client secret from the OS keyring (nothing there is fine)."""
+    keyring = _keyring()
+    with contextlib.suppress(Exception):
+        keyring.delete_password(KEYRING_SERVICE, keyring_username(client_id, issuer_key))

@@ -200,7 +200,7 @@ class AccessDenied(OAuthError):
 
 class ExpiredToken(OAuthError):
     code = "expired_token"
-    hint = "The code expired before it was approved; run the login again and approve it sooner."
+    hint = "Run the login again and approve the code sooner."
 
 
 class AuthorizationPending(OAuthError):

@@ -340,5 +340,6 @@ class Exchange(ProviderSettings):
             raise ProviderError(f"{reply.where} answered HTTP {reply.status}", url=reply.url, status=reply.status)
         sub = token.claims.get("sub")
         if sub is not None and body.get("sub") != sub:
-            raise VerificationError("the userinfo sub does not match the id_token's (OIDC Core §5.3.2)")
+            raise VerificationError("the UserInfo answer is about another user than the id_token (sub differs); "
+                                    "do not trust this provider until its admin fixes it")
         return body

@@ -151,8 +151,8 @@ class BearerMiddleware:
         name = self.session.name
         if response.status == 403 or "insufficient_scope" in challenge:
             return AuthError(
-                f"{url} refused the session {name!r}'s token ({response.status}, insufficient scope or no access; "
-                "RFC 6750 §3.1): log in with the scope / resource this data needs, or ask for access",
+                f"{url} refused the session {name!r}'s token ({response.status}, insufficient scope or no "
+                "access): log in with the scope / resource this data needs, or ask for access",
                 url=url, status=response.status)
         return AuthError(
             f"{url} refused the session {name!r}'s token twice (401), also a token renewed just now: the token "

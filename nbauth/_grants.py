@@ -78,6 +78,12 @@ class TokenRequest(Record):
     def __hash__(self) -> int:
         return hash((tuple(sorted(self.params.items())), self.endpoint))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle without secrets: no secret body field, client secret or redaction list (they never travel)."""
+        params = {k: v for k, v in self.params.items() if k not in SECRET_PARAMS}
+        return TokenRequest, (params, self.endpoint, self.user_grant, self.client_id, None, self.username,
+                              self.scope, ())
+
 
 def _with_scope(params: dict[str, str], scope: Scope, separator: str) -> dict[str, str]:
     joined = join_scope(scope, separator)
@@ -205,6 +211,11 @@ class Custom(Record):
     def __hash__(self) -> int:
         return hash(("Custom", tuple(sorted(self.params.items())), self.endpoint))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle without the values of secret parameters (they are dropped, as Record drops hidden fields)."""
+        params = {k: v for k, v in self.params.items() if k not in SECRET_PARAMS}
+        return Custom, (params, self.endpoint)
+
     def request(self, separator: str = " ") -> TokenRequest:
         params = {str(k): str(v) for k, v in self.params.items() if v is not None}
         user = params.get("grant_type") != "client_credentials"
@@ -269,7 +280,7 @@ def _check_state_and_error(params: Mapping[str, str], state: str | None) -> None
         raise error_from_code(params["error"], params.get("error_description", ""))
     if state is not None and not secrets.compare_digest(params.get("state", ""), state):
         raise VerificationError(
-            "the state in the redirect does not match the one sent (RFC 6749 §10.12): "
+            "the state in the redirect does not match the one sent: "
             "use the URL of this login attempt, or start the login again"
         )
 
@@ -286,7 +297,8 @@ def parse_authorization_response(
     _check_state_and_error(params, state)
     iss = params.get("iss")
     if issuer is not None and (iss is not None or require_iss) and iss != issuer:
-        raise VerificationError("the redirect's iss is not this provider (RFC 9207): possible mix-up attack")
+        raise VerificationError("the redirect names another provider (iss) than this one: possible mix-up "
+                                "attack; start the login again")
     code = params.get("code")
     if not code:
         raise VerificationError("the redirect URL carries no authorization code")

@@ -109,7 +109,7 @@ def verify_id_token(
     header = unverified_header(id_token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none" or alg.upper().startswith("HS"):
-        raise VerificationError(f"id_token algorithm {str(alg)[:20]!r} is not accepted (RFC 8725 §3.1)")
+        raise VerificationError(f"id_token algorithm {str(alg)[:20]!r} is not accepted (only asymmetric signatures)")
     chosen = _select_key(header, jwks)
     if chosen is None:
         raise KeyError(str(header.get("kid")))  # unknown key: the caller refetches the JWKS once

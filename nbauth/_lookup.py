@@ -18,6 +18,8 @@ from . import _clock
 from ._credentials import secret_for
 from ._entries import CacheKey, Entry, load_entries
 from ._errors import ConfigurationError, LoginRequired
+from ._handle import shared_with
+from ._humanize import duration
 from ._login import session_of
 from ._providers import Provider, live_provider
 from ._registry import Holder, get_holder, holders, put_holder
@@ -98,7 +100,7 @@ def session(name: str | None = None) -> Session:
 class SessionTable(list[dict[str, Any]]):
     """``nbauth.sessions()``: a list of rows, shown as a table (HTML in a notebook)."""
 
-    COLUMNS = ("id", "user", "issuer", "client_id", "scope", "expires", "refreshable", "where")
+    COLUMNS = ("id", "user", "issuer", "client_id", "scope", "expires", "refreshable", "where", "shared")
 
     def _cells(self) -> Iterator[list[str]]:
         now = _clock.now()
@@ -109,9 +111,10 @@ class SessionTable(list[dict[str, Any]]):
             elif expires_at <= now:
                 expires = "expired"
             else:
-                expires = f"in {int(expires_at - now) // 60} min {int(expires_at - now) % 60} s"
+                expires = f"in {duration(expires_at - now)}"
             yield [str(row["id"]), str(row["user"] or ""), str(row["issuer"]), str(row["client_id"]),
-                   str(row["scope"]), expires, "yes" if row["refreshable"] else "no", str(row["where"])]
+                   str(row["scope"]), expires, "yes" if row["refreshable"] else "no", str(row["where"]),
+                   ", ".join(row.get("shared", ())) or "-"]
 
     def __str__(self) -> str:
         rows = [list(self.COLUMNS), *self._cells()]
@@ -149,6 +152,7 @@ def sessions() -> SessionTable:
             "user": entry.token.user or entry.username, "issuer": entry.key.issuer,
             "client_id": entry.key.client_id, "scope": " ".join(entry.token.scope) or entry.key.scope,
             "expires_at": entry.token.expires_at, "refreshable": entry.token.refreshable, "where": where,
+            "shared": shared_with(entry.key),  # the dask clusters it is shared with (nbauth.dask)
         })
 
     for holder in holders():

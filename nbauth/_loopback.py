@@ -131,8 +131,7 @@ class LoopbackListener:
                 continue
         else:
             raise PortInUse(f"the redirect port {', '.join(map(str, ports))} is in use by another program: close "
-                            "it, or pass port=0 (any free port) if the provider allows any loopback port "
-                            "(RFC 8252 §7.3)")
+                            "it, or pass port=0 (any free port) if the provider allows any loopback port")
         self.port = self._server.server_address[1]
         self.redirect_uri = f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _login
+from ._credentials import secret_for
 from ._discovery import discover_settings
 from ._errors import ConfigurationError
 from ._exchange import Exchange
@@ -62,6 +63,13 @@ class Provider(Exchange):
             self.api_origins = tuple(o.rstrip("/").lower() for o in api_origins)
         if self.client_id:
             _live[(self.issuer_key, self.client_id)] = self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle the public configuration only (``config()``: no client secret). The unpickling process
+        takes the secret from its own provider object for that issuer, client and endpoints, else from
+        the environment or keyring, as a restored cache entry does - never from the bytes.
+        """
+        return _unpickle_provider, (self.config(),)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], client_secret: str | None = None,
@@ -139,4 +147,14 @@ class Provider(Exchange):
         """Authorization code + PKCE in the browser with a loopback redirect (RFC 8252)."""
         __tracebackhide__ = True
         return _login.interactive("browser", self, scope, force=force, options=options)
+
+
+def _unpickle_provider(config: Mapping[str, Any]) -> Provider:
+    """A pickled provider in this process: the live one (it holds the secret), else rebuilt from config."""
+    issuer_key = str(config.get("issuer") or config["token_url"]).rstrip("/")
+    live = live_provider(issuer_key, config.get("client_id"), config)
+    if live is not None:
+        return live
+    secret = secret_for(config.get("client_id"), issuer_key) if config.get("has_client_secret") else None
+    return Provider.from_config(config, client_secret=secret)
 

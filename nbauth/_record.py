@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, TypeVar
 
+from ._secret import Secret
+
 __all__ = ["Record"]
 
 R = TypeVar("R", bound="Record")
@@ -51,5 +53,25 @@ class Record:
         values.update(changes)
         return type(self)(**values)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by value without secrets: ``_hidden`` fields unpickle as None and :class:`Secret` values
+        (a Token's access, refresh and id tokens) as "" - a pickle never carries them into a task graph.
+        """
+        values = {name: _public(name in self._hidden, getattr(self, name)) for name in self.__slots__}
+        return _rebuild, (type(self), values)
+
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+def _public(hidden: bool, value: Any) -> Any:
+    """A field as it may be pickled: no Secret, at the top or as a value of a dict field (request params)."""
+    if hidden:
+        return None
+    if isinstance(value, dict):
+        return {k: ("" if isinstance(v, Secret) else v) for k, v in value.items()}
+    return "" if isinstance(value, Secret) else value
+
+
+def _rebuild(cls: type[R], values: dict[str, Any]) -> R:
+    return cls(**values)

@@ -9,6 +9,7 @@ cannot farm tokens). ``Provider(api_origins=[...])`` limits where the Bearer tok
 
 from __future__ import annotations
 
+import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,10 +18,12 @@ import requests
 from requests_oauthlib import OAuth2Session
 
 from ._dpop import api_headers, resource_nonce_challenge
-from ._entries import CacheKey, Entry
+from ._entries import CacheKey, Entry, read_entry
 from ._errors import AuthError, ConfigurationError, OAuthError, ProviderError
+from ._handle import Detached, SessionHandle, handle_of, on_dask_worker
+from ._humanize import duration
 from ._refresh import ensure_token, save_entry
-from ._registry import Holder, drop_holder
+from ._registry import Holder, drop_holder, get_holder, put_holder
 from ._store import current_store
 from ._tokens import Token, TokenState, parse_token_response
 from ._transport import loopback_without_proxy, require_secure
@@ -80,8 +83,10 @@ class Session(OAuth2Session):  # type: ignore[misc]
     and forgets the cache entry; ``status()`` shows who is logged in and until when.
     """
 
-    def __init__(self, holder: Holder) -> None:
+    def __init__(self, holder: Holder, source: Any = None) -> None:
         self._holder: Holder | None = None
+        self._source = source  # where a borrowed session's tokens come from (a dask worker's, nbauth._scaleout)
+        self._pickled_as: SessionHandle | None = None  # re-sent by the owner's in-process scheduler: same channel
         super().__init__(client_id=holder.key.client_id or None, scope=list(holder.token.scope) or None)
         self._holder = holder
 
@@ -144,10 +149,11 @@ class Session(OAuth2Session):  # type: ignore[misc]
         leeway = self.provider.refresh_leeway if self.provider is not None else None
         if token.state(leeway) is not TokenState.FRESH:
             return "refreshes on next use" if self.renewable else "expired"
-        minutes = int(left // 60)
-        return f"expires in {minutes} min" if minutes else f"expires in {int(left)} s"
+        return f"expires in {duration(left)}"
 
     def __repr__(self) -> str:
+        if self._source is not None:
+            return f"<nbauth.Session {self.name!r} {self._source.describe()}>"
         who = f" user={self.user!r}" if self.user else ""
         return f"<nbauth.Session {self.name!r}{who} {self.expiry_text()}>"
 
@@ -189,7 +195,12 @@ class Session(OAuth2Session):  # type: ignore[misc]
         return bool(same)
 
     def fresh_token(self, *, force: bool = False, seen: str | None = None) -> Token:
-        """A token fit to send now (renewed first when due, single flight); see :func:`ensure_token`."""
+        """A token fit to send now (renewed first when due, single flight); see :func:`ensure_token`.
+
+        A borrowed session (on a dask worker) gets it from the owning kernel instead.
+        """
+        if self._source is not None:
+            return self._source.fresh_token(force=force, seen=seen)  # type: ignore[no-any-return]
         return ensure_token(self.holder, force=force, seen=seen)
 
     # ---- requests
@@ -233,8 +244,12 @@ class Session(OAuth2Session):  # type: ignore[misc]
         current = holder.token
         if current.access_token != used.access_token:
             return current  # renewed meanwhile (another thread's 401, or due): retry with it
-        if origin_of(url) in holder.rejecting or used.access_token in holder.forced:
+        if origin_of(url) in holder.rejecting:
             return None
+        if used.access_token in holder.forced:  # another thread's forced renewal of it may be in flight
+            with holder.lock:  # the single-flight lock: wait for it, never renew the same token twice
+                current = holder.token
+            return current if current.access_token != used.access_token else None
         if len(holder.forced) > 64:
             holder.forced.clear()
         holder.forced.add(used.access_token)
@@ -259,6 +274,59 @@ class Session(OAuth2Session):  # type: ignore[misc]
         settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
         return loopback_without_proxy(url, settings)
 
+    # ---- pickling (dask, multiprocessing): a handle of public facts, never a token (nbauth._handle)
+    @property
+    def borrowed(self) -> bool:
+        """True when this session's tokens come from another process (a dask worker's session)."""
+        return self._source is not None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as a :class:`SessionHandle`: no token, secret or password travels (RFC 9700 §4.14)."""
+        if self._source is not None or self._pickled_as is not None:
+            return Session._unpickle, (self._source.handle if self._source is not None else self._pickled_as,)
+        channel = owner_client = None
+        if "distributed" in sys.modules:  # never import dask here: only a process that uses it can share
+            from ._scaleout import auto_share
+
+            shared = auto_share(self)
+            if shared is not None:
+                owner_client, channel = shared
+        return Session._unpickle, (handle_of(self.entry, self.provider, channel, owner_client),)
+
+    @classmethod
+    def _of(cls, holder: Holder) -> Session:
+        if holder.session is None:
+            holder.session = cls(holder)
+        session: Session = holder.session
+        return session
+
+    @classmethod
+    def _unpickle(cls, handle: SessionHandle) -> Session:
+        """The live session here, a dask worker's borrowed session, or the session in this process's cache."""
+        holder = get_holder(handle.key)
+        if holder is not None and not holder.logged_out:
+            if not handle.channel:
+                return cls._of(holder)
+            relayed = cls(holder)  # in the owner (a scheduler in this process re-sending the task)
+            relayed._pickled_as = handle
+            return relayed
+        if handle.channel and on_dask_worker():
+            from ._scaleout import worker_source
+
+            source = worker_source(handle)
+            if source.session is None:
+                source.session = cls(source.holder, source)
+            return source.session  # type: ignore[no-any-return]
+        store = current_store()
+        with store.lock(handle.key.digest) as locked:
+            entry = read_entry(store, handle.key) if locked else None
+        if entry is None:
+            detached = Detached(handle, f"the session {handle.name!r} of {handle.owner} is not in this process's "
+                                        "nbauth cache and no dask cluster shares it with this process: share it "
+                                        "with nbauth.dask.share(session, client), or log in here")
+            return cls(detached.holder, detached)
+        return cls._of(put_holder(Holder(entry, handle.provider)))
+
     # ---- lifecycle
     def refresh(self) -> Token:
         """Renew the token now (refresh grant, or client credentials again) and return it."""
@@ -280,6 +348,8 @@ class Session(OAuth2Session):  # type: ignore[misc]
         the cache entry. Returns what could not be revoked (RFC 7009 §2.2.1 allows a server to
         refuse access tokens); a provider that cannot be reached does not stop the logout.
         """
+        if self._source is not None:
+            self._source.logout()  # raises: workers only borrow the owner's access tokens
         holder = self.holder
         report = LogoutReport()
         with holder.lock:

@@ -266,9 +266,9 @@ def _normal_token_type(value: str) -> str:
 
 def _check_header_safe(access_token: str) -> None:
     if len(access_token) > _MAX_TOKEN_CHARS or not access_token.isascii() or not access_token.isprintable():
-        raise ProviderError("the access_token cannot be sent in an Authorization header (RFC 6750 §2.1)")
+        raise ProviderError("the provider's access_token has characters an Authorization header cannot carry")
     if any(c.isspace() for c in access_token):
-        raise ProviderError("the access_token contains whitespace (RFC 6750 §2.1)")
+        raise ProviderError("the provider's access_token has whitespace: an Authorization header cannot carry it")
 
 
 def _parse_lifetime(value: Any, name: str, received_at: float, skew: float) -> float | None:

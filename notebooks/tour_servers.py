@@ -52,6 +52,16 @@ class Tour:
 
     env: dict[str, str] = field(default_factory=dict)
     _stops: list[Callable[[], None]] = field(default_factory=list)
+    _idps: dict[str, IdP] = field(default_factory=dict)
+
+    def dead(self) -> str | None:
+        """Which loopback IdP has exited, and how (its log's tail), or None while all run."""
+        for name, idp in self._idps.items():
+            proc = idp.proc
+            if proc is not None and proc.poll() is not None:
+                tail = "\n".join(idp.log().splitlines()[-15:])
+                return f"the {name} OpenID provider exited (status {proc.returncode}):\n{tail}"
+        return None
 
     def stop(self) -> None:
         while self._stops:
@@ -94,6 +104,7 @@ flow = "client_credentials"
 def _idp(tour: Tour, workdir: Path, name: str, **env: str) -> IdP:
     idp = start_idp({**IDP_ENV, **env}, workdir / name)
     tour._stops.append(idp.stop)
+    tour._idps[name] = idp
     return idp
 
 

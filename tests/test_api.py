@@ -14,15 +14,16 @@ PKG = ROOT / "nbauth"
 
 #: design.md's layers; a module may import only from its own layer or those listed before it.
 LAYERS = [
-    ("errors", {"_errors", "_clock", "_record", "_secret", "_terminal"}),
+    ("errors", {"_errors", "_clock", "_record", "_secret", "_terminal", "_humanize"}),
     ("tokens", {"_tokens", "_jwt", "_scope", "_dpop"}),
     ("grants", {"_grants", "_device", "_loopback", "_token_exchange"}),
     ("providers", {"_transport", "_client_auth", "_fixes", "_settings", "_exchange", "_discovery", "_client_jwt",
                    "_client_jwt_config", "_dpop_login"}),
     ("cache", {"_store", "_entries", "_registry", "_credentials", "_cachedir", "_perms"}),
-    ("session", {"_refresh", "_session", "_fsauth", "fs", "duckdb", "_exchanged", "_hub"}),
+    ("session", {"_refresh", "_session", "_fsauth", "fs", "duckdb", "_handle", "_scaleout", "dask", "_exchanged",
+                 "_hub"}),
     ("login", {"_reuse", "_drivers", "_login", "_providers", "_presets", "_lookup", "_derived", "_links"}),
-    ("ui", {"ui", "_profiles", "_chain", "_cli", "__main__", "httpx_auth", "__init__"}),
+    ("ui", {"ui", "_profiles", "_chain", "_cli", "_cli_hints", "_ipython", "__main__", "httpx_auth", "__init__"}),
 ]
 UI = len(LAYERS) - 1
 
@@ -137,7 +138,7 @@ def test_presets_are_providers():
 def test_import_nbauth_does_not_load_widgets_or_heavy_deps():
     code = ("import sys, nbauth; heavy = [m for m in ('ipywidgets', 'IPython', 'jwt', 'cryptography', 'filelock', "
             "'platformdirs', 'segno', 'jupyter_ui_poll', 'keyring', 'httpx', 'fsspec', 'aiohttp', 'pandas', 'pyarrow', "
-            "'duckdb', 'polars', 'dask') if m in sys.modules]; print(heavy)")
+            "'duckdb', 'polars', 'dask', 'distributed', 'cloudpickle') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -48,7 +48,12 @@ def test_mkdocs_build_is_strict_clean(tmp_path):
                           "-d", str(tmp_path / "site")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "site" / "index.html").exists()
-    assert (tmp_path / "site" / "providers" / "keycloak" / "index.html").exists()
+    keycloak = tmp_path / "site" / "providers" / "keycloak.html"  # use_directory_urls: false (file:// works)
+    assert keycloak.exists()
+    html = keycloak.read_text()
+    assert 'href="../index.html"' in html or 'href="../getting-started.html"' in html  # links to files
+    assert "cdnjs" not in html and "highlight.min.js" not in html  # nothing fetched from a CDN
+    assert '<div class="codehilite"' in html and 'style="color' in html  # Pygments, inline styles
 
 
 def test_every_seed_provider_and_flow_has_a_page():

@@ -185,7 +185,7 @@ def test_no_second_prompt_while_the_session_lives(sso: nbauth.Keycloak, idp: Any
     again = sso.device_login(scope=SCOPE)
     assert again is first
     out = capsys.readouterr().out
-    expected = r"Using the cached session demo#\w{6} \(alice, expires in [45] min\); force=True logs in anew\n"
+    expected = r"Using the cached session demo#\w{6} \(alice, expires in [45] min( \d+ s)?\); force=True logs in anew\n"
     assert re.fullmatch(expected, out)
     assert not [w for w in _instances.values() if isinstance(w, DevicePanel)]  # no widget at all
     assert idp.stats() == before  # and no request

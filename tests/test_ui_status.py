@@ -94,6 +94,8 @@ def test_log_out_button(api: nbauth.Session, idp: Any) -> None:
     w._logout.click()
     assert "Logged out of demo" in w._header.value
     assert w._refresh.disabled and w._logout.disabled
+    assert w._buttons.layout.display == "none"  # no greyed buttons left on the card
+    assert "expires" not in w._expiry.value and "expires" not in w.fallback_text()
     assert w not in TICKER
     assert len(nbauth.sessions()) == 0
     assert idp.stats().get("revocation:200", 0) >= 1
@@ -104,6 +106,7 @@ def test_a_logout_elsewhere_shows_on_the_next_tick(api: nbauth.Session) -> None:
     api.logout()
     assert w.tick() is False
     assert "Logged out of demo" in w._header.value
+    assert w._buttons.layout.display == "none"
 
 
 def test_closed_widgets_stop_ticking(api: nbauth.Session) -> None:

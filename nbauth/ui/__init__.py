@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import ConfigurationError
 from .._providers import Provider
 from .._session import Session
+from ._displays import register as _register_displays
 from ._frontend import has_frontend
 from ._report import StatusReport
 from ._text import browser_login_text, device_login_text, password_login_text
@@ -69,6 +70,8 @@ def interactive(kind: str, provider: Provider, *, scope: Any = None, **options: 
     __tracebackhide__ = True
     check_options(kind, options)
     if has_frontend():
+        _register_displays()  # the session shown as the cell's result follows a later logout
+    if has_frontend():
         from ._widgets import login_with_widgets
 
         return login_with_widgets(kind, provider, scope, options)
@@ -87,6 +90,8 @@ def status(session: Session) -> Any:
     """
     if has_frontend():
         from ._widgets import status_widget
+
+        _register_displays()
 
         return status_widget(session)
     return StatusReport(session)

@@ -15,7 +15,7 @@ import ipywidgets as widgets
 
 from .._errors import AuthError, ProviderError
 from .._session import Session
-from . import _style
+from . import _displays, _style
 from ._frontend import route_comms
 from ._report import Who, expiry_line, scopes_of, status_html, who_of
 
@@ -84,9 +84,10 @@ class StatusWidget(widgets.VBox):  # type: ignore[misc]
         self._refresh.on_click(self._on_refresh_click)
         self._logout.on_click(self._on_logout_click)
 
+        self._buttons = widgets.HBox([self._refresh, self._logout], layout=widgets.Layout(margin="4px 0 0 0"))
         self._render()
-        buttons = widgets.HBox([self._refresh, self._logout], layout=widgets.Layout(margin="4px 0 0 0"))
-        super().__init__(children=[self._header, self._details, self._expiry, buttons, self._message, self._output])
+        super().__init__(children=[self._header, self._details, self._expiry, self._buttons, self._message,
+                                   self._output])
         self.add_class("nbauth-panel")
         self.add_class("nbauth-status")
         route_comms(self)
@@ -102,6 +103,8 @@ class StatusWidget(widgets.VBox):  # type: ignore[misc]
                                    "Run the login cell again to sign in.</div>")
             self._expiry.value = ""
             self._refresh.disabled = self._logout.disabled = True
+            self._buttons.layout.display = "none"  # nothing left to press: no greyed buttons
+            _displays.refresh(s)  # the session's text shown beneath says "logged out" too
             return
         self._header.value = (f'{_style.CSS}<div class="nbauth-title"><span class="nbauth-ok">✔</span> '
                               f"Signed in as {_style.esc(self.who)}</div>")

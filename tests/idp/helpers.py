@@ -246,7 +246,7 @@ def ensure_node_modules(idp_dir: Path = IDP_DIR) -> None:
         raise IdPStartError(f"npm ci failed in {idp_dir}:\n{r.stdout}\n{r.stderr}")
 
 
-def start_idp(env: Mapping[str, str], workdir: Path, timeout: float = 30.0, idp_dir: Path = IDP_DIR) -> IdP:
+def start_idp(env: Mapping[str, str], workdir: Path, timeout: float = 90.0, idp_dir: Path = IDP_DIR) -> IdP:
     """Start server.js with ``env`` (IDP_* settings) on an ephemeral 127.0.0.1 port; wait until ready.
 
     The log goes to ``workdir/idp.log``; raises IdPStartError (with the log) when it does not come up.
