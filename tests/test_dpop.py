@@ -161,3 +161,12 @@ def test_the_dpop_key_and_token_stay_out_of_reprs_and_logs(idp, caplog):
     shown = " ".join([repr(s), repr(s.token), str(s.token), repr(s.token.dpop_key), str(nbauth.sessions()),
                       caplog.text])
     assert d not in shown and s.token.access_token not in shown
+
+
+def test_data_tools_refuse_a_dpop_bound_session_instead_of_sending_it(idp):
+    """A DPoP-bound token given to fsspec/DuckDB would be refused by the API: say so, send nothing."""
+    p = nbauth.Keycloak(idp.origin, "demo", client_id="dpop-client", dpop=True)
+    api = p.get_token_by_password("alice", "alice-password", scope="openid")
+    assert api.token.sender_constrained
+    with pytest.raises(nbauth.ConfigurationError, match="DPoP"):
+        api.filesystem()
