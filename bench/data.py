@@ -57,16 +57,23 @@ GOAL = 1.05
 
 def make_files(server: DataServer, rows: int) -> dict[str, str]:
     rng = np.random.default_rng(13)
-    frame = pd.DataFrame({"id": np.arange(rows, dtype="int64"), "x": rng.random(rows),
-                          "k": rng.integers(0, 1 << 62, rows, dtype="int64")})
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(rows, dtype="int64"),
+            "x": rng.random(rows),
+            "k": rng.integers(0, 1 << 62, rows, dtype="int64"),
+        }
+    )
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buf, row_group_size=100_000)
-    urls = {"parquet": server.add("/data/big.parquet", buf.getvalue()),
-            "csv": server.add("/data/big.csv", frame.head(rows // 2).to_csv(index=False).encode())}
+    urls = {
+        "parquet": server.add("/data/big.parquet", buf.getvalue()),
+        "csv": server.add("/data/big.csv", frame.head(rows // 2).to_csv(index=False).encode()),
+    }
     step = rows // 4
     for i in range(4):
         part = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(frame.iloc[i * step:(i + 1) * step], preserve_index=False), part)
+        pq.write_table(pa.Table.from_pandas(frame.iloc[i * step : (i + 1) * step], preserve_index=False), part)
         server.add(f"/data/parts/part-{i}.parquet", part.getvalue())
     urls["parts"] = server.url + "/data/parts/"
     urls["prefix"] = server.url + "/data/"
@@ -90,12 +97,18 @@ def readers(urls: dict[str, str]) -> dict[str, Callable[[Any, dict[str, Any]], f
     return {
         "pandas.read_csv(fs.open)": lambda fs, _: float(pd.read_csv(fs.open(urls["csv"]))["x"].sum()),
         "pandas.read_parquet(filesystem=)": lambda fs, _: float(
-            pd.read_parquet(urls["parquet"], filesystem=fs)["x"].sum()),
+            pd.read_parquet(urls["parquet"], filesystem=fs)["x"].sum()
+        ),
         "pyarrow.parquet.read_table": lambda fs, _: float(
-            pq.read_table(urls["parquet"], filesystem=fs).column("x").to_numpy().sum()),
-        "pyarrow.dataset over fs.glob": lambda fs, _: float(pads.dataset(
-            fs.glob(urls["parts"] + "*.parquet"), filesystem=fs, format="parquet").to_table(
-            columns=["x"]).column("x").to_numpy().sum()),
+            pq.read_table(urls["parquet"], filesystem=fs).column("x").to_numpy().sum()
+        ),
+        "pyarrow.dataset over fs.glob": lambda fs, _: float(
+            pads.dataset(fs.glob(urls["parts"] + "*.parquet"), filesystem=fs, format="parquet")
+            .to_table(columns=["x"])
+            .column("x")
+            .to_numpy()
+            .sum()
+        ),
         "polars.read_parquet(fs.open)": lambda fs, _: float(pl.read_parquet(fs.open(urls["parquet"]))["x"].sum()),
         "DuckDB (fsspec bridge)": duck,
         "dask.dataframe.read_parquet": dask_,
@@ -131,10 +144,19 @@ def throughput(idp: Any, server: DataServer, urls: dict[str, str], runs: int) ->
                 if i:
                     times[who].append(time.perf_counter() - started)
         med = {k: statistics.median(v) for k, v in times.items()}
-        rows.append({"reader": name, "nbauth_s": med["nbauth"], "static_s": med["static"],
-                     "ratio": med["nbauth"] / med["static"]})
-        print(f"  {name:36s} nbauth {med['nbauth']:.3f} s  static {med['static']:.3f} s  "
-              f"x{med['nbauth'] / med['static']:.3f}", flush=True)
+        rows.append(
+            {
+                "reader": name,
+                "nbauth_s": med["nbauth"],
+                "static_s": med["static"],
+                "ratio": med["nbauth"] / med["static"],
+            }
+        )
+        print(
+            f"  {name:36s} nbauth {med['nbauth']:.3f} s  static {med['static']:.3f} s  "
+            f"x{med['nbauth'] / med['static']:.3f}",
+            flush=True,
+        )
     return rows
 
 
@@ -152,8 +174,11 @@ def mid_read_expiry(idp: Any, server: DataServer, urls: dict[str, str]) -> dict[
                 value: Any = float(pd.read_csv(fs.open(urls["csv"]))["x"].sum())
             except Exception as exc:
                 value = f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}"
-            out[who] = {"result": value, "seconds": time.monotonic() - started,
-                        "refreshes": idp.stats().get("token:refresh_token:200", 0) - before}
+            out[who] = {
+                "result": value,
+                "seconds": time.monotonic() - started,
+                "refreshes": idp.stats().get("token:refresh_token:200", 0) - before,
+            }
             print(f"  {who}: {out[who]}", flush=True)
     finally:
         server.throttle = None
@@ -161,17 +186,28 @@ def mid_read_expiry(idp: Any, server: DataServer, urls: dict[str, str]) -> dict[
 
 
 def section(rows: list[dict[str, Any]], expiry: dict[str, Any], runs: int, took: float) -> str:
-    lines = [BEGIN, "## Data tools (issue 13): `python -m bench.data`", "",
-             f"Each reader through `session.filesystem()` / `session.storage_options()` against the same reader on "
-             f"fsspec's stock HTTP filesystem with a static `Authorization` header, unthrottled loopback, "
-             f"interleaved, median of {runs} runs each (one run took {took:.0f} s). Goal: ratio <= {GOAL}.", "",
-             "| reader | nbauth (s) | static header (s) | ratio | goal |", "|---|---|---|---|---|"]
+    lines = [
+        BEGIN,
+        "## Data tools (issue 13): `python -m bench.data`",
+        "",
+        f"Each reader through `session.filesystem()` / `session.storage_options()` against the same reader on "
+        f"fsspec's stock HTTP filesystem with a static `Authorization` header, unthrottled loopback, "
+        f"interleaved, median of {runs} runs each (one run took {took:.0f} s). Goal: ratio <= {GOAL}.",
+        "",
+        "| reader | nbauth (s) | static header (s) | ratio | goal |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         ok = "met" if r["ratio"] <= GOAL else "MISSED"
         lines.append(f"| {r['reader']} | {r['nbauth_s']:.3f} | {r['static_s']:.3f} | x{r['ratio']:.3f} | {ok} |")
-    lines += ["", "Mid-read expiry: `pd.read_csv(fs.open(url))` of a CSV throttled to 1.6 MB/s (1 MB ranged reads), "
-              "3-second tokens, the server checking `exp` with no leeway:", "",
-              "| client | result | seconds | token refreshes |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "Mid-read expiry: `pd.read_csv(fs.open(url))` of a CSV throttled to 1.6 MB/s (1 MB ranged reads), "
+        "3-second tokens, the server checking `exp` with no leeway:",
+        "",
+        "| client | result | seconds | token refreshes |",
+        "|---|---|---|---|",
+    ]
     for who, r in expiry.items():
         result = f"sum(x) = {r['result']:.3f}" if isinstance(r["result"], float) else f"failed: `{r['result']}`"
         lines.append(f"| {who} | {result} | {r['seconds']:.1f} | {r['refreshes']} |")

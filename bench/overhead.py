@@ -53,8 +53,11 @@ def _timed(call: Call, url: str, n: int) -> tuple[list[float], float]:
 
 def measure(job: dict[str, Any]) -> dict[str, Any]:
     url, target, share = job["ok_url"], Target(**job["target"]), Path(job["share"])
-    clients: dict[str, Call] = {"requests.Session": _bare_requests(), CONTROL: _bare_requests(),
-                                "httpx.Client": _bare_httpx()}
+    clients: dict[str, Call] = {
+        "requests.Session": _bare_requests(),
+        CONTROL: _bare_requests(),
+        "httpx.Client": _bare_httpx(),
+    }
     for lib in LIBRARIES:
         clients[lib] = open_client(lib, target, share / lib, url, restore=False)
     for name, call in clients.items():
@@ -65,7 +68,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     latency: dict[str, list[list[float]]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
     for b in range(job["batches"]):
-        order = names[b % len(names):] + names[:b % len(names)]
+        order = names[b % len(names) :] + names[: b % len(names)]
         for name in order:
             gc.collect()
             gc.disable()
@@ -78,15 +81,25 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name in names:
         every = [x for batch in latency[name] for x in batch]
-        result[name] = {"requests": len(every), "median_us": statistics.median(every),
-                        "p90_us": statistics.quantiles(every, n=10)[-1], "cpu_us": statistics.median(cpu[name])}
+        result[name] = {
+            "requests": len(every),
+            "median_us": statistics.median(every),
+            "p90_us": statistics.quantiles(every, n=10)[-1],
+            "cpu_us": statistics.median(cpu[name]),
+        }
     for lib in (*LIBRARIES, CONTROL):
         base = BASELINE.get(lib, "requests.Session")
-        paired = [statistics.median(mine) / statistics.median(theirs)
-                  for mine, theirs in zip(latency[lib], latency[base], strict=True)]
+        paired = [
+            statistics.median(mine) / statistics.median(theirs)
+            for mine, theirs in zip(latency[lib], latency[base], strict=True)
+        ]
         quartiles = statistics.quantiles(paired, n=4)
         cpu_paired = [mine / theirs for mine, theirs in zip(cpu[lib], cpu[base], strict=True)]
-        result[lib].update(baseline=base, ratio=statistics.median(paired), ratio_iqr=(quartiles[0], quartiles[2]),
-                           ratio_of_medians=result[lib]["median_us"] / result[base]["median_us"],
-                           cpu_ratio=statistics.median(cpu_paired))
+        result[lib].update(
+            baseline=base,
+            ratio=statistics.median(paired),
+            ratio_iqr=(quartiles[0], quartiles[2]),
+            ratio_of_medians=result[lib]["median_us"] / result[base]["median_us"],
+            cpu_ratio=statistics.median(cpu_paired),
+        )
     return result

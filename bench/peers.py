@@ -61,9 +61,11 @@ def _requests_oauthlib(t: Target, share: Path, restore: bool) -> Call:
 
     path = share / "requests-oauthlib-token.json"
     session = OAuth2Session(
-        client=LegacyApplicationClient(client_id=t.client_id), scope=[t.scope],
+        client=LegacyApplicationClient(client_id=t.client_id),
+        scope=[t.scope],
         token=json.loads(path.read_text()) if restore else None,
-        auto_refresh_url=t.token_url, auto_refresh_kwargs={"client_id": t.client_id},
+        auto_refresh_url=t.token_url,
+        auto_refresh_kwargs={"client_id": t.client_id},
         token_updater=lambda token: save_json(path, token),
     )
     if not restore:
@@ -80,11 +82,17 @@ def _authlib(t: Target, share: Path, restore: bool) -> Call:
     def update_token(token: Any, refresh_token: str | None = None, access_token: str | None = None) -> None:
         save_json(path, token)
 
-    session = OAuth2Session(t.client_id, scope=t.scope, token_endpoint=t.token_url, update_token=update_token,
-                            token=json.loads(path.read_text()) if restore else None)  # leeway: default 60 s
+    session = OAuth2Session(
+        t.client_id,
+        scope=t.scope,
+        token_endpoint=t.token_url,
+        update_token=update_token,
+        token=json.loads(path.read_text()) if restore else None,
+    )  # leeway: default 60 s
     if not restore:
-        save_json(path, session.fetch_token(t.token_url, grant_type="password", username=t.username,
-                                            password=t.password))
+        save_json(
+            path, session.fetch_token(t.token_url, grant_type="password", username=t.username, password=t.password)
+        )
     return lambda url: session.get(url, timeout=30).status_code
 
 
@@ -95,7 +103,8 @@ def _requests_auth(t: Target, share: Path, restore: bool) -> Call:
     requests_auth.OAuth2.token_cache = requests_auth.JsonTokenFileCache(str(share / "requests-auth-tokens.json"))
     session = requests.Session()
     session.auth = requests_auth.OAuth2ResourceOwnerPasswordCredentials(  # early_expiry: default 30 s
-        t.token_url, t.username, t.password, scope=t.scope, client_id=t.client_id)
+        t.token_url, t.username, t.password, scope=t.scope, client_id=t.client_id
+    )
     return lambda url: session.get(url, timeout=30).status_code
 
 
@@ -105,14 +114,18 @@ def _httpx_auth(t: Target, share: Path, restore: bool) -> Call:
 
     httpx_auth.OAuth2.token_cache = httpx_auth.JsonTokenFileCache(str(share / "httpx-auth-tokens.json"))
     auth = httpx_auth.OAuth2ResourceOwnerPasswordCredentials(  # early_expiry: default 30 s
-        t.token_url, t.username, t.password, scope=t.scope, client_id=t.client_id)
+        t.token_url, t.username, t.password, scope=t.scope, client_id=t.client_id
+    )
     client = httpx.Client(auth=auth, timeout=30)
     return lambda url: client.get(url).status_code
 
 
 _OPENERS: dict[str, Callable[[Target, Path, bool], Call]] = {
-    "nbauth": _nbauth, "requests-oauthlib": _requests_oauthlib, "authlib": _authlib,
-    "requests-auth": _requests_auth, "httpx-auth": _httpx_auth,
+    "nbauth": _nbauth,
+    "requests-oauthlib": _requests_oauthlib,
+    "authlib": _authlib,
+    "requests-auth": _requests_auth,
+    "httpx-auth": _httpx_auth,
 }
 
 

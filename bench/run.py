@@ -67,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     from bench import scenarios
     from bench.servers import ApiServer, start_idps
 
-    libs = LIBRARIES if not args.libs else tuple(
-        lib for lib in LIBRARIES if lib == "nbauth" or lib in args.libs.split(","))
+    libs = (
+        LIBRARIES
+        if not args.libs
+        else tuple(lib for lib in LIBRARIES if lib == "nbauth" or lib in args.libs.split(","))
+    )
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     prepare_env(args.out.resolve())

@@ -57,10 +57,13 @@ def rebuild(kind: str, token: dict[str, Any], t: dict[str, str]) -> Any:
             from oauthlib.oauth2 import LegacyApplicationClient
             from requests_oauthlib import OAuth2Session
 
-            _rebuilt[key] = OAuth2Session(client=LegacyApplicationClient(client_id=t["client_id"]), token=token,
-                                          auto_refresh_url=t["token_url"],
-                                          auto_refresh_kwargs={"client_id": t["client_id"]},
-                                          token_updater=lambda new: None)
+            _rebuilt[key] = OAuth2Session(
+                client=LegacyApplicationClient(client_id=t["client_id"]),
+                token=token,
+                auto_refresh_url=t["token_url"],
+                auto_refresh_kwargs={"client_id": t["client_id"]},
+                token_updater=lambda new: None,
+            )
         else:
             from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
 
@@ -113,9 +116,13 @@ def login(kind: str, t: Any) -> Any:
         from oauthlib.oauth2 import LegacyApplicationClient
         from requests_oauthlib import OAuth2Session
 
-        s = OAuth2Session(client=LegacyApplicationClient(client_id=t.client_id), scope=[t.scope],
-                          auto_refresh_url=t.token_url, auto_refresh_kwargs={"client_id": t.client_id},
-                          token_updater=lambda token: None)
+        s = OAuth2Session(
+            client=LegacyApplicationClient(client_id=t.client_id),
+            scope=[t.scope],
+            auto_refresh_url=t.token_url,
+            auto_refresh_kwargs={"client_id": t.client_id},
+            token_updater=lambda token: None,
+        )
         s.fetch_token(t.token_url, username=t.username, password=t.password, include_client_id=True)
         return s
     if kind == "authlib":
@@ -126,8 +133,17 @@ def login(kind: str, t: Any) -> Any:
         return a
     import requests
 
-    r = requests.post(t.token_url, data={"grant_type": "password", "username": t.username, "password": t.password,
-                                         "client_id": t.client_id, "scope": t.scope}, timeout=30)
+    r = requests.post(
+        t.token_url,
+        data={
+            "grant_type": "password",
+            "username": t.username,
+            "password": t.password,
+            "client_id": t.client_id,
+            "scope": t.scope,
+        },
+        timeout=30,
+    )
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
@@ -150,10 +166,18 @@ def workload(client: Any, kind: str, idp: Any, api: Any, t: Any) -> dict[str, An
     requests_made = sum(token_requests(before, idp.stats()).values())
     ok, bad = api.snapshot()
     failed = sum(r != "200" for r in results)
-    return {"tasks": TASKS, "failed": failed, "seconds": elapsed, "token_requests": requests_made,
-            "per_period": requests_made / (elapsed / PERIOD), "per_lifetime": requests_made / (elapsed / LIFETIME),
-            "expired_sent": bad - bad0, "ok_at_api": ok - ok0,
-            "errors": sorted({r for r in results if r != "200"})[:4], "pickled_session": pickled}
+    return {
+        "tasks": TASKS,
+        "failed": failed,
+        "seconds": elapsed,
+        "token_requests": requests_made,
+        "per_period": requests_made / (elapsed / PERIOD),
+        "per_lifetime": requests_made / (elapsed / LIFETIME),
+        "expired_sent": bad - bad0,
+        "ok_at_api": ok - ok0,
+        "errors": sorted({r for r in results if r != "200"})[:4],
+        "pickled_session": pickled,
+    }
 
 
 def latency(client: Any, long_target: Any, ok_url: str) -> dict[str, Any]:
@@ -163,8 +187,9 @@ def latency(client: Any, long_target: Any, ok_url: str) -> dict[str, Any]:
     samples: dict[str, list[float]] = {k: [] for k in objs}
     for _ in range(LATENCY_ROUNDS):
         for kind, obj in objs.items():
-            futures = client.map(timed, [kind] * threads, [obj] * threads, [ok_url] * threads,
-                                 [LATENCY_CALLS] * threads, pure=False)
+            futures = client.map(
+                timed, [kind] * threads, [obj] * threads, [ok_url] * threads, [LATENCY_CALLS] * threads, pure=False
+            )
             samples[kind].extend(client.gather(futures))
     median = {k: statistics.median(v) for k, v in samples.items()}
     return {"median_s": median, "ratio": {k: median[k] / median["static"] for k in median}}
@@ -177,22 +202,34 @@ def run(work: Path, say: Any = print) -> dict[str, Any]:
 
     short, long = start_idps(work)
     api, ok = ApiServer(short.endpoint("introspection_endpoint")), OkServer()
-    env = {"PYTHONPATH": str(ROOT), "NBAUTH_CACHE_DIR": str(work / "worker-cache-never-used"),
-           "OAUTHLIB_INSECURE_TRANSPORT": "1", "AUTHLIB_INSECURE_TRANSPORT": "1"}
+    env = {
+        "PYTHONPATH": str(ROOT),
+        "NBAUTH_CACHE_DIR": str(work / "worker-cache-never-used"),
+        "OAUTHLIB_INSECURE_TRANSPORT": "1",
+        "AUTHLIB_INSECURE_TRANSPORT": "1",
+    }
     os.environ["NBAUTH_CACHE_DIR"] = str(work / "kernel-cache")
     try:
-        with distributed.LocalCluster(n_workers=3, threads_per_worker=3, processes=True, dashboard_address=None,
-                                      env=env, silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        with (
+            distributed.LocalCluster(
+                n_workers=3, threads_per_worker=3, processes=True, dashboard_address=None, env=env, silence_logs=40
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
             out: dict[str, Any] = {"workload": {}}
             for kind in KINDS:
                 short.admin("reset")
                 out["workload"][kind] = w = workload(client, kind, short, api, Target.of(short))
-                say(f"  scale-out {kind}: {w['token_requests']} token requests in {w['seconds']:.1f} s "
+                say(
+                    f"  scale-out {kind}: {w['token_requests']} token requests in {w['seconds']:.1f} s "
                     f"({w['per_period']:.2f} per 1.5 s period), {w['failed']} failed tasks, "
-                    f"{w['expired_sent']} sent with a dead token")
+                    f"{w['expired_sent']} sent with a dead token"
+                )
             out["latency"] = latency(client, Target.of(long), ok.url)
-            say("  scale-out latency vs a static header: " +
-                ", ".join(f"{k} x{v:.3f}" for k, v in out["latency"]["ratio"].items()))
+            say(
+                "  scale-out latency vs a static header: "
+                + ", ".join(f"{k} x{v:.3f}" for k, v in out["latency"]["ratio"].items())
+            )
     finally:
         api.stop()
         ok.stop()
@@ -204,9 +241,11 @@ def run(work: Path, say: Any = print) -> dict[str, Any]:
 def goals(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
     w, lat = r["workload"]["nbauth"], r["latency"]["ratio"]["nbauth"]
     return [
-        ("dask, 3 workers x 3 threads: at most 1 token request per refresh period (+2), 0 failed tasks",
-         f"{w['token_requests']} in {w['seconds'] / PERIOD:.1f} periods, {w['failed']} failed",
-         w["token_requests"] <= w["seconds"] / PERIOD + 2 and w["failed"] == 0),
+        (
+            "dask, 3 workers x 3 threads: at most 1 token request per refresh period (+2), 0 failed tasks",
+            f"{w['token_requests']} in {w['seconds'] / PERIOD:.1f} periods, {w['failed']} failed",
+            w["token_requests"] <= w["seconds"] / PERIOD + 2 and w["failed"] == 0,
+        ),
         ("dask: 0 requests sent with an expired token", str(w["expired_sent"]), w["expired_sent"] == 0),
         ("dask: per-request latency on a worker <= 1.05x a static header", f"x{lat:.3f}", lat <= 1.05),
     ]
@@ -222,35 +261,52 @@ def markdown(r: dict[str, Any]) -> str:
         if w.get("pickled_session"):
             notes.append(f"{kind}: the pickled session itself, on a worker: `{w['pickled_session']}`")
         lat = r["latency"]["ratio"].get(kind)
-        rows.append(f"| {kind} | {w['token_requests']} | {w['per_period']:.2f} | {w['per_lifetime']:.2f} | "
-                    f"{w['failed']} / {w['tasks']} | {w['expired_sent']} | "
-                    f"{'-' if lat is None else f'x{lat:.3f}'} | {', '.join(w['errors']) or '-'} |")
+        rows.append(
+            f"| {kind} | {w['token_requests']} | {w['per_period']:.2f} | {w['per_lifetime']:.2f} | "
+            f"{w['failed']} / {w['tasks']} | {w['expired_sent']} | "
+            f"{'-' if lat is None else f'x{lat:.3f}'} | {', '.join(w['errors']) or '-'} |"
+        )
     goal_rows = [f"| {g} | {m} | {'yes' if ok else '**MISSED**'} |" for g, m, ok in goals(r)]
-    return "\n".join([
-        BEGIN, "## Scale-out with dask (bench/scaleout.py)", "",
-        f"A `distributed.LocalCluster` of 3 worker processes x 3 threads; {TASKS} tasks, each a "
-        f"{PAUSE:.2f} s pause and one API call, with the session object pickled into the task by dask; 3-second "
-        "access tokens, rotating refresh tokens. A refresh period is lifetime - leeway = 1.5 s. Latency: "
-        f"{LATENCY_ROUNDS} interleaved rounds of {LATENCY_CALLS} requests per worker thread to a bare server, "
-        "300-second tokens, median per-request time as a ratio against the static header (one requests.Session "
-        "per worker process for both; an A/A control shows the noise).", "",
-        "| goal | measured | met |", "|---|---|---|", *goal_rows, "",
-        "| library | token requests | per 1.5 s period | per 3 s lifetime | failed tasks | sent with a dead "
-        "token | latency vs static | errors |", "|---|---|---|---|---|---|---|---|", *rows, "",
-        "A pickled requests-oauthlib or Authlib session does not work on a worker (first line below), so their "
-        "rows measure the usual workaround: the token dict, refresh token included, travels in every task "
-        "and each worker process rebuilds an auto-refreshing session from it; every worker then refreshes on "
-        "its own, and with rotation the first refresh kills the others' grant. The static header dies with "
-        "its token. nbauth's tasks carry no token at all (a handle); the kernel renews once per period and "
-        "the workers read the new access token through the scheduler.", "",
-        *[f"- {n}" for n in notes], END, ""])
+    return "\n".join(
+        [
+            BEGIN,
+            "## Scale-out with dask (bench/scaleout.py)",
+            "",
+            f"A `distributed.LocalCluster` of 3 worker processes x 3 threads; {TASKS} tasks, each a "
+            f"{PAUSE:.2f} s pause and one API call, with the session object pickled into the task by dask; 3-second "
+            "access tokens, rotating refresh tokens. A refresh period is lifetime - leeway = 1.5 s. Latency: "
+            f"{LATENCY_ROUNDS} interleaved rounds of {LATENCY_CALLS} requests per worker thread to a bare server, "
+            "300-second tokens, median per-request time as a ratio against the static header (one requests.Session "
+            "per worker process for both; an A/A control shows the noise).",
+            "",
+            "| goal | measured | met |",
+            "|---|---|---|",
+            *goal_rows,
+            "",
+            "| library | token requests | per 1.5 s period | per 3 s lifetime | failed tasks | sent with a dead "
+            "token | latency vs static | errors |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "A pickled requests-oauthlib or Authlib session does not work on a worker (first line below), so their "
+            "rows measure the usual workaround: the token dict, refresh token included, travels in every task "
+            "and each worker process rebuilds an auto-refreshing session from it; every worker then refreshes on "
+            "its own, and with rotation the first refresh kills the others' grant. The static header dies with "
+            "its token. nbauth's tasks carry no token at all (a handle); the kernel renews once per period and "
+            "the workers read the new access token through the scheduler.",
+            "",
+            *[f"- {n}" for n in notes],
+            END,
+            "",
+        ]
+    )
 
 
 def write_section(r: dict[str, Any], path: Path) -> None:
     text = path.read_text() if path.exists() else ""
     section = markdown(r)
     if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1 :]
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)

@@ -39,8 +39,14 @@ class Bench:
 
     def job(self, kind: str, lib: str, scenario: str, *, long: bool = False, **extra: Any) -> dict[str, Any]:
         idp, api = (self.long, self.api_long) if long else (self.short, self.api)
-        return {"kind": kind, "lib": lib, "target": dataclasses.asdict(Target.of(idp)), "api_url": api.url,
-                "share": str(self.out / scenario / lib), **extra}
+        return {
+            "kind": kind,
+            "lib": lib,
+            "target": dataclasses.asdict(Target.of(idp)),
+            "api_url": api.url,
+            "share": str(self.out / scenario / lib),
+            **extra,
+        }
 
 
 class Worker:
@@ -50,8 +56,14 @@ class Worker:
         log.parent.mkdir(parents=True, exist_ok=True)
         self.log = log
         with log.open("a") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bench.worker", json.dumps(job)], cwd=ROOT,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.worker", json.dumps(job)],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
 
@@ -72,7 +84,7 @@ class Worker:
                 tail = self.log.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"worker {self.proc.args[-1][:120]} gave no {word}; its log:\n{tail}")
             if line.startswith(word):
-                rest = line[len(word):].strip()
+                rest = line[len(word) :].strip()
                 return json.loads(rest) if rest else {}
 
     def result(self, timeout: float = 120.0) -> dict[str, Any]:
@@ -111,9 +123,12 @@ def _measured(bench: Bench, api: ApiServer, idp: IdP, run: Callable[[], dict[str
     stats, (_, invalid) = idp.stats(), api.snapshot()
     result = run()
     tokens = token_requests(stats, idp.stats())
-    result.update(token_requests=sum(tokens.values()), by_grant=tokens,
-                  refreshes=sum(n for k, n in tokens.items() if k.startswith("refresh_token:")),
-                  invalid_at_api=api.snapshot()[1] - invalid)
+    result.update(
+        token_requests=sum(tokens.values()),
+        by_grant=tokens,
+        refreshes=sum(n for k, n in tokens.items() if k.startswith("refresh_token:")),
+        invalid_at_api=api.snapshot()[1] - invalid,
+    )
     return result
 
 
@@ -138,8 +153,10 @@ def processes(bench: Bench, lib: str, procs: int = 8, threads: int = 8, rounds: 
     logs = bench.out / "logs"
     Worker(bench.job("login", lib, "processes"), logs / f"processes-{lib}-login.log").result()
     logged_in = time.monotonic()
-    workers = [Worker(bench.job("burst", lib, "processes", threads=threads, restore=True),
-                      logs / f"processes-{lib}-{i}.log") for i in range(procs)]
+    workers = [
+        Worker(bench.job("burst", lib, "processes", threads=threads, restore=True), logs / f"processes-{lib}-{i}.log")
+        for i in range(procs)
+    ]
     try:
         for w in workers:
             w.expect("READY")
@@ -162,8 +179,12 @@ def processes(bench: Bench, lib: str, procs: int = 8, threads: int = 8, rounds: 
     finally:
         for w in workers:
             w.stop()
-    return result | {"processes": procs, "threads": threads, "rounds": rounds,
-                     "per_expiry": result["token_requests"] / rounds}
+    return result | {
+        "processes": procs,
+        "threads": threads,
+        "rounds": rounds,
+        "per_expiry": result["token_requests"] / rounds,
+    }
 
 
 def loop(bench: Bench, lib: str, seconds: float = 12.0, every: float = 0.4) -> dict[str, Any]:
@@ -186,26 +207,41 @@ def reuse(bench: Bench, lib: str) -> dict[str, Any]:
     logs = bench.out / "logs"
     Worker(bench.job("login", lib, "reuse", long=True), logs / f"reuse-{lib}-login.log").result()
     job = bench.job("reuse", lib, "reuse", long=True)
-    return _measured(bench, bench.api_long, bench.long,
-                     lambda: Worker(job, logs / f"reuse-{lib}.log").result())
+    return _measured(bench, bench.api_long, bench.long, lambda: Worker(job, logs / f"reuse-{lib}.log").result())
 
 
 def overhead(bench: Bench, batches: int = 40, batch_size: int = 100, warmup: int = 300) -> dict[str, Any]:
     server = OkServer()
     try:
-        job = bench.job("overhead", "all", "overhead", long=True, ok_url=server.url, batches=batches,
-                        batch_size=batch_size, warmup=warmup)
+        job = bench.job(
+            "overhead",
+            "all",
+            "overhead",
+            long=True,
+            ok_url=server.url,
+            batches=batches,
+            batch_size=batch_size,
+            warmup=warmup,
+        )
         job["share"] = str(bench.out / "overhead")
         return Worker(job, bench.out / "logs" / "overhead.log").result(timeout=600)
     finally:
         server.stop()
 
 
-_IMPORT = ("import sys, time; t = time.perf_counter(); import {module}; d = time.perf_counter() - t; "
-           "rss = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')); "
-           "print(d, rss, int('ipywidgets' in sys.modules))")
-IMPORTS = {"requests_oauthlib": 31, "nbauth": 31, "requests": 7, "authlib.integrations.requests_client": 7,
-           "requests_auth": 7, "httpx_auth": 7}
+_IMPORT = (
+    "import sys, time; t = time.perf_counter(); import {module}; d = time.perf_counter() - t; "
+    "rss = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')); "
+    "print(d, rss, int('ipywidgets' in sys.modules))"
+)
+IMPORTS = {
+    "requests_oauthlib": 31,
+    "nbauth": 31,
+    "requests": 7,
+    "authlib.integrations.requests_client": 7,
+    "requests_auth": 7,
+    "httpx_auth": 7,
+}
 
 
 def imports(bench: Bench) -> dict[str, Any]:
@@ -216,24 +252,42 @@ def imports(bench: Bench) -> dict[str, Any]:
     for i in range(max(IMPORTS.values())):
         for module, runs in IMPORTS.items():
             if i < runs:
-                out = subprocess.run([sys.executable, "-c", _IMPORT.format(module=module)], cwd=ROOT, check=True,
-                                     capture_output=True, text=True).stdout.split()
+                out = subprocess.run(
+                    [sys.executable, "-c", _IMPORT.format(module=module)],
+                    cwd=ROOT,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()
                 samples[module].append((float(out[0]), int(out[1]), int(out[2])))
     modules = {
-        m: {"runs": len(s), "median_ms": 1000 * statistics.median(x[0] for x in s),
-            "rss_mib": statistics.median(x[1] for x in s) / 1024, "ipywidgets": any(x[2] for x in s)}
+        m: {
+            "runs": len(s),
+            "median_ms": 1000 * statistics.median(x[0] for x in s),
+            "rss_mib": statistics.median(x[1] for x in s) / 1024,
+            "ipywidgets": any(x[2] for x in s),
+        }
         for m, s in samples.items()
     }
     paired = [a[0] / b[0] for a, b in zip(samples["nbauth"], samples["requests_oauthlib"], strict=True)]
     quartiles = statistics.quantiles(paired, n=4)
-    return {"modules": modules, "ratio": modules["nbauth"]["median_ms"] / modules["requests_oauthlib"]["median_ms"],
-            "paired_iqr": (quartiles[0], quartiles[2]), "heaviest": _heaviest_nbauth_imports()}
+    return {
+        "modules": modules,
+        "ratio": modules["nbauth"]["median_ms"] / modules["requests_oauthlib"]["median_ms"],
+        "paired_iqr": (quartiles[0], quartiles[2]),
+        "heaviest": _heaviest_nbauth_imports(),
+    }
 
 
 def _heaviest_nbauth_imports(top: int = 6) -> dict[str, Any]:
     """What ``import nbauth`` costs after requests_oauthlib (``-X importtime``, ms): in all, and the top modules."""
-    err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import requests_oauthlib; import nbauth"],
-                         cwd=ROOT, check=True, capture_output=True, text=True).stderr.splitlines()
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import requests_oauthlib; import nbauth"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stderr.splitlines()
     rows = [line.split("|") for line in err if line.startswith("import time:") and "self [us]" not in line]
     start = next(i for i, r in enumerate(rows) if r[2].rstrip() == " requests_oauthlib") + 1
     extra = [(r[2].strip(), int(r[0].split(":")[1]) / 1000) for r in rows[start:]]
@@ -249,9 +303,11 @@ def run_all(bench: Bench, libs: tuple[str, ...] = LIBRARIES) -> dict[str, Any]:
             started = time.monotonic()
             results[name][lib] = fn(bench, lib)
             r = results[name][lib]
-            bench.say(f"  {name:<10} {lib:<18} token requests {r['token_requests']:>3}  refreshes {r['refreshes']:>3}"
-                      f"  failed {r['failed']:>3}  invalid at API {r['invalid_at_api']:>3}"
-                      f"  ({time.monotonic() - started:.1f} s)")
+            bench.say(
+                f"  {name:<10} {lib:<18} token requests {r['token_requests']:>3}  refreshes {r['refreshes']:>3}"
+                f"  failed {r['failed']:>3}  invalid at API {r['invalid_at_api']:>3}"
+                f"  ({time.monotonic() - started:.1f} s)"
+            )
     bench.say("  overhead: timing bare sessions and each library on the bare server ...")
     results["overhead"] = overhead(bench)
     for lib in libs:
@@ -260,6 +316,8 @@ def run_all(bench: Bench, libs: tuple[str, ...] = LIBRARIES) -> dict[str, Any]:
     bench.say("  imports: fresh interpreters ...")
     results["imports"] = imports(bench)
     modules = results["imports"]["modules"]
-    bench.say(f"  import     nbauth {modules['nbauth']['median_ms']:.0f} ms vs requests_oauthlib "
-              f"{modules['requests_oauthlib']['median_ms']:.0f} ms: x{results['imports']['ratio']:.3f}")
+    bench.say(
+        f"  import     nbauth {modules['nbauth']['median_ms']:.0f} ms vs requests_oauthlib "
+        f"{modules['requests_oauthlib']['median_ms']:.0f} ms: x{results['imports']['ratio']:.3f}"
+    )
     return results

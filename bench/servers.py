@@ -87,10 +87,12 @@ class _ApiHandler(BaseHTTPRequestHandler):
         active = scheme.lower() == "bearer" and bool(token) and app.introspect(token.strip())
         app.count(active)
         body = b'{"ok": true}' if active else b'{"error": "invalid_token"}'
-        head = "HTTP/1.1 200 OK\r\n" if active else (
-            'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="api", error="invalid_token"\r\n')
-        self.wfile.write(f"{head}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                         + body)
+        head = (
+            "HTTP/1.1 200 OK\r\n"
+            if active
+            else ('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="api", error="invalid_token"\r\n')
+        )
+        self.wfile.write(f"{head}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
 
 
 class _ApiHTTPServer(ThreadingHTTPServer):
@@ -120,8 +122,12 @@ class ApiServer:
         if session is None:
             session = self._local.session = requests.Session()
             session.trust_env = False
-        r = session.post(self.introspection_url, data={"token": token, "token_type_hint": "access_token"},
-                         auth=INTROSPECTION_CLIENT, timeout=30)
+        r = session.post(
+            self.introspection_url,
+            data={"token": token, "token_type_hint": "access_token"},
+            auth=INTROSPECTION_CLIENT,
+            timeout=30,
+        )
         return r.status_code == 200 and r.json().get("active") is True
 
     def count(self, active: bool) -> None:
@@ -156,8 +162,9 @@ class OkServer:
     """The bare server in a child process; ``url`` answers 200 ``{}`` to any GET, without looking at it."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.servers", "ok"], cwd=ROOT,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.servers", "ok"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
         if len(line) != 2 or line[0] != "OK_READY":

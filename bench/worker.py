@@ -48,8 +48,7 @@ class Tally:
 
     def result(self, probe: Probe) -> dict[str, Any]:
         with self._lock:
-            return {"ok": self.ok, "failed": sum(self.failed.values()), "errors": dict(self.failed),
-                    **probe.counts()}
+            return {"ok": self.ok, "failed": sum(self.failed.values()), "errors": dict(self.failed), **probe.counts()}
 
 
 def _emit(line: str) -> None:

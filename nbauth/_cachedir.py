@@ -32,8 +32,10 @@ __all__ = ["SUBDIR", "CacheDir", "UnsafeDirectory", "is_own_name", "open_cache_d
 
 SUBDIR = "nbauth-cache"
 TAG = "CACHEDIR.TAG"
-TAG_TEXT = (b"Signature: 8a477f597d28d172789f06886806bc55\n"
-            b"# This file is a cache directory tag created by nbauth (OAuth tokens; do not back up).\n")
+TAG_TEXT = (
+    b"Signature: 8a477f597d28d172789f06886806bc55\n"
+    b"# This file is a cache directory tag created by nbauth (OAuth tokens; do not back up).\n"
+)
 _OWN = re.compile(r"^(?:[0-9a-f]{40}\.(?:json|lock)|\.[0-9a-f]{40}\.\d+\.[0-9a-f]{8}\.tmp)$")
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -156,8 +158,9 @@ def _open_dir(path: Path) -> tuple[int | None, os.stat_result]:
         st = path.lstat()
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise UnsafeDirectory(f"{path} is a symlink or not a directory; point NBAUTH_CACHE_DIR at a real "
-                                  "directory") from None
+            raise UnsafeDirectory(
+                f"{path} is a symlink or not a directory; point NBAUTH_CACHE_DIR at a real directory"
+            ) from None
         raise UnsafeDirectory(f"cannot open {path} ({exc.strerror})") from None
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise UnsafeDirectory(f"{path} is a symlink or not a directory; point NBAUTH_CACHE_DIR at a real directory")
@@ -167,12 +170,15 @@ def _open_dir(path: Path) -> tuple[int | None, os.stat_result]:
 def _check_safe(path: Path, st: os.stat_result) -> None:
     """Owner and mode as ssh checks ~/.ssh: the user's own, nobody else's bits (never chmod)."""
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        raise UnsafeDirectory(f"{path} belongs to another user (uid {st.st_uid}); set NBAUTH_CACHE_DIR to a "
-                              "directory of your own")
+        raise UnsafeDirectory(
+            f"{path} belongs to another user (uid {st.st_uid}); set NBAUTH_CACHE_DIR to a directory of your own"
+        )
     loose = stat.S_IMODE(st.st_mode) & 0o077
     if loose and os.name != "nt":
-        raise UnsafeDirectory(f"{path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}); "
-                              f"run `chmod 700 {path}` or set NBAUTH_CACHE_DIR to a private directory")
+        raise UnsafeDirectory(
+            f"{path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}); "
+            f"run `chmod 700 {path}` or set NBAUTH_CACHE_DIR to a private directory"
+        )
 
 
 def _has_tag(d: CacheDir) -> bool:
@@ -217,8 +223,9 @@ def _check_owner_then_claim(d: CacheDir, st: os.stat_result, *, created: bool, n
         names = [n for n in d.listdir() if n != TAG]
         if any(not is_own_name(n) for n in names):
             if nested:
-                raise UnsafeDirectory(f"{d.path} holds files nbauth did not create; remove it or set "
-                                      "NBAUTH_CACHE_DIR elsewhere")
+                raise UnsafeDirectory(
+                    f"{d.path} holds files nbauth did not create; remove it or set NBAUTH_CACHE_DIR elsewhere"
+                )
             d.path = d.path / SUBDIR  # signal to the caller: use the subdirectory
             return
     _check_safe(d.path, st)

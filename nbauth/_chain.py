@@ -43,8 +43,11 @@ class Explanation:
         self.chosen = next((name for name, applies, _ in links if applies), None)
 
     def __str__(self) -> str:
-        head = (f"nbauth.login({self.profile!r}) would use: {self.chosen}" if self.chosen
-                else f"nbauth.login({self.profile!r}): no link applies - it would raise LoginRequired")
+        head = (
+            f"nbauth.login({self.profile!r}) would use: {self.chosen}"
+            if self.chosen
+            else f"nbauth.login({self.profile!r}): no link applies - it would raise LoginRequired"
+        )
         rows = []
         for name, applies, reason in self.links:
             mark = "->" if name == self.chosen else ("  " if not applies else " +")
@@ -81,8 +84,9 @@ def _interactive(profile: Profile, provider: Provider) -> tuple[bool, str]:
     return False, "no notebook frontend to ask anyone (papermill, nbval, a script or a job)"
 
 
-def explain(name: str | None = None, *, scope: str | list[str] | None = None,
-            environ: Mapping[str, str] | None = None) -> Explanation:
+def explain(
+    name: str | None = None, *, scope: str | list[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Explanation:
     """Which link of the chain ``nbauth.login(name)`` would take, and why each earlier one was skipped."""
     env = os.environ if environ is None else environ
     profile = get_profile(name)

@@ -73,15 +73,16 @@ _NEXT_STEP = {
     LoginRequired: "Log in first: nbauth login {name}  (or set NBAUTH_CLIENT_ID and NBAUTH_CLIENT_SECRET)",
     InvalidGrant: "Check the username and password, or log in again: nbauth login {name} --force",
     InvalidClient: "Check client_id, client_secret and client_auth in the profile (nbauth list shows the file), "
-                   "NBAUTH_CLIENT_SECRET, or store the secret: nbauth secret {name}",
+    "NBAUTH_CLIENT_SECRET, or store the secret: nbauth secret {name}",
     ProviderError: "Check the URL, your network and proxy settings; if the provider is down, try later.",
     VerificationError: "Check the issuer URL and the system clock; do not turn security checks off.",
     ConfigurationError: "Fix the profile or the arguments (nbauth list shows the profile file).",
 }
 
-_EPILOG = "exit codes:\n  0   ok\n  1   any other failure\n  2   usage error (bad command line)\n" + "".join(
-    f"  {code:<3} {cls.__name__}: {what}\n" for code, cls, what in sorted(EXIT_CODES, key=lambda c: c[0])
-) + """
+_EPILOG = (
+    "exit codes:\n  0   ok\n  1   any other failure\n  2   usage error (bad command line)\n"
+    + "".join(f"  {code:<3} {cls.__name__}: {what}\n" for code, cls, what in sorted(EXIT_CODES, key=lambda c: c[0]))
+    + """
 environment:
   NBAUTH_CONFIG         profile file (default: profiles.toml in the user config dir)
   NBAUTH_CACHE_DIR      token cache directory; NBAUTH_CACHE=off keeps tokens in memory only
@@ -89,6 +90,7 @@ environment:
   NBAUTH_CLIENT_SECRET  its secret (never put it on the command line)
   NBAUTH_PROFILE        the profile used when no NAME is given
 """
+)
 
 
 def exit_code(exc: BaseException) -> int:
@@ -124,10 +126,18 @@ def summary(s: Session) -> dict[str, Any]:
     """A session's public facts (no token) for --json output."""
     token = s.entry.token
     left = token.expires_in
-    return {"name": s.name, "id": s.id, "user": s.user, "issuer": s.key.issuer, "client_id": s.key.client_id or None,
-            "scope": list(token.scope) or s.key.scope.split(), "login": s.login_kind,
-            "expires_at": token.expires_at, "expires_in": None if left is None else round(left),
-            "refreshable": token.refreshable}
+    return {
+        "name": s.name,
+        "id": s.id,
+        "user": s.user,
+        "issuer": s.key.issuer,
+        "client_id": s.key.client_id or None,
+        "scope": list(token.scope) or s.key.scope.split(),
+        "login": s.login_kind,
+        "expires_at": token.expires_at,
+        "expires_in": None if left is None else round(left),
+        "refreshable": token.refreshable,
+    }
 
 
 def _line(s: Session) -> str:
@@ -145,8 +155,9 @@ def _profile_or_none(name: str | None) -> Profile | None:
 
 
 def _no_session(command: str, name: str | None) -> LoginRequired:
-    return no_session(command, name or os.environ.get("NBAUTH_PROFILE") or None, load_profiles(),
-                      [row["name"] for row in sessions()])
+    return no_session(
+        command, name or os.environ.get("NBAUTH_PROFILE") or None, load_profiles(), [row["name"] for row in sessions()]
+    )
 
 
 def resolve(name: str | None, command: str = "token") -> Session:
@@ -194,8 +205,10 @@ def cmd_login(args: argparse.Namespace) -> int:
         finally:
             del password
     elif flow == "password" and not (sys.stdin and sys.stdin.isatty()):
-        raise LoginRequired(f"{profile.name}: no terminal to ask for the password; use --password-stdin with "
-                            "--username, the device flow (--device), or client credentials")
+        raise LoginRequired(
+            f"{profile.name}: no terminal to ask for the password; use --password-stdin with "
+            "--username, the device flow (--device), or client credentials"
+        )
     else:
         with contextlib.redirect_stdout(sys.stderr):  # the device code and messages go to stderr
             s = run_flow(provider, flow, args.scope, args.force, profile, username=username)
@@ -213,9 +226,16 @@ def cmd_token(args: argparse.Namespace) -> int:
     check_printable(token, s.name)  # a DPoP-bound token (RFC 9449) is useless to other tools
     if args.json:
         left = token.expires_in
-        _emit({"access_token": token.access_token, "token_type": token.token_type, "name": s.name,
-               "expires_at": token.expires_at, "expires_in": None if left is None else round(left),
-               "scope": list(token.scope)})
+        _emit(
+            {
+                "access_token": token.access_token,
+                "token_type": token.token_type,
+                "name": s.name,
+                "expires_at": token.expires_at,
+                "expires_in": None if left is None else round(left),
+                "scope": list(token.scope),
+            }
+        )
     else:
         print(token.access_token, flush=True)
     return 0
@@ -242,15 +262,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     profiles = load_profiles(path)
     table = sessions()
     if args.json:
-        _emit({"config": str(path), "profiles": [p.describe() for p in profiles.values()],
-               "sessions": [{k: v for k, v in row.items()} for row in table]})
+        _emit(
+            {
+                "config": str(path),
+                "profiles": [p.describe() for p in profiles.values()],
+                "sessions": [{k: v for k, v in row.items()} for row in table],
+            }
+        )
         return 0
     state = "has none" if path.exists() else "does not exist"
     print(f"Profiles in {path}:" if profiles else f"No profiles ({path} {state}).")
     for p in profiles.values():
         d = p.describe()
-        print(f"  {p.name}: {d['preset']} {d['url']}{' realm ' + d['realm'] if d['realm'] else ''}, "
-              f"client {d['client_id'] or '-'}, flow {d['flow'] or 'auto'}")
+        print(
+            f"  {p.name}: {d['preset']} {d['url']}{' realm ' + d['realm'] if d['realm'] else ''}, "
+            f"client {d['client_id'] or '-'}, flow {d['flow'] or 'auto'}"
+        )
     print()
     print(printable(table))
     return 0
@@ -287,8 +314,11 @@ def cmd_logout(args: argparse.Namespace) -> int:
     if count == 0 and not args.all:
         names = sorted({row["name"] for row in sessions()})
         guess = did_you_mean(args.name, names)
-        fix = (f"Did you mean {guess!r}? nbauth logout {guess}  (" if guess
-               else "nothing to log out (nbauth list shows the sessions; ")
+        fix = (
+            f"Did you mean {guess!r}? nbauth logout {guess}  ("
+            if guess
+            else "nothing to log out (nbauth list shows the sessions; "
+        )
         raise LoginRequired(f"{fix}no session is named {args.name!r}; sessions: {', '.join(names) or 'none'})")
     _say(f"Logged out of {count} session(s); their cache entries are gone.")
     for problem in problems:  # forgotten locally all the same: report, do not fail
@@ -322,16 +352,18 @@ def cmd_secret(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nbauth", description=_HELP, epilog=_EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="nbauth", description=_HELP, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     from importlib import metadata
 
     parser.add_argument("--version", action="version", version=f"nbauth {metadata.version('nbauth')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=text, description=text, epilog=_EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, help=text, description=text, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         p.set_defaults(func=func)
         return p
 
@@ -339,8 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="PROFILE|ISSUER")
     flows = p.add_mutually_exclusive_group()
     for flow in FLOWS:
-        flows.add_argument(f"--{flow.replace('_', '-')}", dest="flow", action="store_const", const=flow,
-                           help=f"use the {flow.replace('_', ' ')} flow")
+        flows.add_argument(
+            f"--{flow.replace('_', '-')}",
+            dest="flow",
+            action="store_const",
+            const=flow,
+            help=f"use the {flow.replace('_', ' ')} flow",
+        )
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.add_argument("--username", help="user name for the password flow")
     p.add_argument("--scope", help="scope to request (default: the profile's)")
@@ -366,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every session: revoke what can be, wipe the cache")
 
     command("explain", cmd_explain, "say where `nbauth login PROFILE` finds credentials, and why").add_argument(
-        "profile", nargs="?", metavar="PROFILE")
+        "profile", nargs="?", metavar="PROFILE"
+    )
 
     p = command("secret", cmd_secret, "store a profile's client secret in the OS keyring (from stdin/getpass)")
     p.add_argument("profile", metavar="PROFILE")

@@ -35,18 +35,25 @@ def no_session(command: str, name: str | None, profiles: Iterable[str], sessions
     known = ", ".join(sorted({*profiles, *sessions})) or "none"
     if name is None:
         target = profiles[0] if len(profiles) == 1 else "PROFILE"
-        return LoginRequired(f"Log in first: nbauth login {target}  (no session in the cache yet; "
-                             f"profiles: {', '.join(profiles) or 'none'})")
+        return LoginRequired(
+            f"Log in first: nbauth login {target}  (no session in the cache yet; "
+            f"profiles: {', '.join(profiles) or 'none'})"
+        )
     if name in profiles:
-        return LoginRequired(f"Log in first: nbauth login {name}  (no usable session for {name!r} in the cache; "
-                             "for unattended runs set NBAUTH_CLIENT_ID and NBAUTH_CLIENT_SECRET)")
+        return LoginRequired(
+            f"Log in first: nbauth login {name}  (no usable session for {name!r} in the cache; "
+            "for unattended runs set NBAUTH_CLIENT_ID and NBAUTH_CLIENT_SECRET)"
+        )
     guess = did_you_mean(name, [*profiles, *sessions])
     if guess is not None:
-        return LoginRequired(f"Did you mean {guess!r}? nbauth {command} {guess}  (no profile or session is named "
-                             f"{name!r})")
-    return LoginRequired(f"Add a profile named {name!r} (nbauth list shows the profile file), or log in with "
-                         f"an issuer URL: nbauth login https://ISSUER --client-id ID  (no profile or session is "
-                         f"named {name!r}; known: {known})")
+        return LoginRequired(
+            f"Did you mean {guess!r}? nbauth {command} {guess}  (no profile or session is named {name!r})"
+        )
+    return LoginRequired(
+        f"Add a profile named {name!r} (nbauth list shows the profile file), or log in with "
+        f"an issuer URL: nbauth login https://ISSUER --client-id ID  (no profile or session is "
+        f"named {name!r}; known: {known})"
+    )
 
 
 def check_profile_name(target: str, profiles: Iterable[str]) -> None:

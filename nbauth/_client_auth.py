@@ -18,8 +18,14 @@ from ._secret import Secret
 if TYPE_CHECKING:
     from ._client_jwt import ClientKey
 
-__all__ = ["ASSERTION_METHODS", "CLIENT_AUTH_METHODS", "KEY_METHODS", "apply_client_auth", "basic_credentials",
-           "register_client_auth"]
+__all__ = [
+    "ASSERTION_METHODS",
+    "CLIENT_AUTH_METHODS",
+    "KEY_METHODS",
+    "apply_client_auth",
+    "basic_credentials",
+    "register_client_auth",
+]
 
 ClientAuthMethod = Callable[[dict[str, str], dict[str, str], str | None, str | None], None]
 #: JWT assertion methods also take the assertion's audience (the token endpoint) and the private key.
@@ -39,8 +45,9 @@ def basic_credentials(client_id: str, client_secret: str) -> str:
     return Secret("Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii"))
 
 
-def client_secret_basic(headers: dict[str, str], body: dict[str, str], client_id: str | None,
-                        client_secret: str | None) -> None:
+def client_secret_basic(
+    headers: dict[str, str], body: dict[str, str], client_id: str | None, client_secret: str | None
+) -> None:
     """HTTP Basic with the client id and secret (RFC 6749 §2.3.1); a public client sends its id."""
     if client_id and client_secret:
         headers["Authorization"] = basic_credentials(client_id, client_secret)
@@ -49,8 +56,9 @@ def client_secret_basic(headers: dict[str, str], body: dict[str, str], client_id
         none(headers, body, client_id, client_secret)
 
 
-def client_secret_post(headers: dict[str, str], body: dict[str, str], client_id: str | None,
-                       client_secret: str | None) -> None:
+def client_secret_post(
+    headers: dict[str, str], body: dict[str, str], client_id: str | None, client_secret: str | None
+) -> None:
     """Client id and secret in the request body (RFC 6749 §2.3.1, "NOT RECOMMENDED" but common)."""
     if client_id:
         body["client_id"] = client_id
@@ -58,8 +66,7 @@ def client_secret_post(headers: dict[str, str], body: dict[str, str], client_id:
         body["client_secret"] = client_secret
 
 
-def none(headers: dict[str, str], body: dict[str, str], client_id: str | None,
-         client_secret: str | None) -> None:
+def none(headers: dict[str, str], body: dict[str, str], client_id: str | None, client_secret: str | None) -> None:
     """A public client: only ``client_id`` in the body (RFC 6749 §2.3, RFC 8252 §8.4)."""
     if client_id:
         body["client_id"] = client_id
@@ -77,15 +84,27 @@ def register_client_auth(name: str, method: ClientAuthMethod) -> None:
     CLIENT_AUTH_METHODS[name] = method
 
 
-def _private_key_jwt(headers: dict[str, str], body: dict[str, str], client_id: str | None, secret: str | None,
-                     audience: str, key: ClientKey | None) -> None:
+def _private_key_jwt(
+    headers: dict[str, str],
+    body: dict[str, str],
+    client_id: str | None,
+    secret: str | None,
+    audience: str,
+    key: ClientKey | None,
+) -> None:
     from ._client_jwt import private_key_jwt  # pyjwt/cryptography load only when a JWT client is used
 
     private_key_jwt(headers, body, client_id, secret, audience, key)
 
 
-def _client_secret_jwt(headers: dict[str, str], body: dict[str, str], client_id: str | None,
-                       secret: str | None, audience: str, key: ClientKey | None) -> None:
+def _client_secret_jwt(
+    headers: dict[str, str],
+    body: dict[str, str],
+    client_id: str | None,
+    secret: str | None,
+    audience: str,
+    key: ClientKey | None,
+) -> None:
     from ._client_jwt import client_secret_jwt
 
     client_secret_jwt(headers, body, client_id, secret, audience, key)
@@ -105,9 +124,16 @@ def check_client_auth(name: str) -> str:
     return name
 
 
-def apply_client_auth(name: str, headers: dict[str, str], body: dict[str, str], client_id: str | None,
-                      client_secret: str | None, *, audience: str | None = None,
-                      key: ClientKey | None = None) -> None:
+def apply_client_auth(
+    name: str,
+    headers: dict[str, str],
+    body: dict[str, str],
+    client_id: str | None,
+    client_secret: str | None,
+    *,
+    audience: str | None = None,
+    key: ClientKey | None = None,
+) -> None:
     """Authenticate a request to ``audience`` (the endpoint; JWT methods sign a fresh assertion for it)."""
     assertion = ASSERTION_METHODS.get(check_client_auth(name))
     if assertion is not None:

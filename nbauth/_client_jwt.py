@@ -25,16 +25,24 @@ from typing import Any
 from . import _clock
 from ._errors import ConfigurationError
 
-__all__ = ["ASSERTION_TYPE", "ClientKey", "client_assertion", "client_secret_jwt", "load_private_key",
-           "private_key_jwt"]
+__all__ = [
+    "ASSERTION_TYPE",
+    "ClientKey",
+    "client_assertion",
+    "client_secret_jwt",
+    "load_private_key",
+    "private_key_jwt",
+]
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: Lifetime of one assertion; short, since it only has to reach the server (RFC 7523 §3 item 4).
 ASSERTION_LIFETIME = 60
 _MAX_KEY_CHARS = 64 * 1024
 _PEM_MARK = "-----BEGIN"
-_WHAT_TO_PASS = ("pass private_key= as a PEM file path, PEM text (-----BEGIN PRIVATE KEY-----...), "
-                 "or a private JWK (dict or JSON with 'd')")
+_WHAT_TO_PASS = (
+    "pass private_key= as a PEM file path, PEM text (-----BEGIN PRIVATE KEY-----...), "
+    "or a private JWK (dict or JSON with 'd')"
+)
 
 
 def _alg_for(key: Any) -> str:
@@ -48,8 +56,9 @@ def _alg_for(key: Any) -> str:
         alg = by_curve.get(key.curve.name)
         if alg:
             return alg
-        raise ConfigurationError(f"private_key: the EC curve {key.curve.name} is not usable for JWTs; "
-                                 "use P-256, P-384 or P-521")
+        raise ConfigurationError(
+            f"private_key: the EC curve {key.curve.name} is not usable for JWTs; use P-256, P-384 or P-521"
+        )
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return "EdDSA"
     raise ConfigurationError(f"private_key: a {type(key).__name__} cannot sign a JWT; use an RSA, EC or Ed25519 key")
@@ -80,19 +89,24 @@ class ClientKey:
     __str__ = __repr__
 
     def __reduce__(self) -> Any:
-        raise TypeError("a ClientKey (a client's private key) is never pickled: give the key to each process "
-                        "(private_key= or NBAUTH_PRIVATE_KEY)")
+        raise TypeError(
+            "a ClientKey (a client's private key) is never pickled: give the key to each process "
+            "(private_key= or NBAUTH_PRIVATE_KEY)"
+        )
 
 
 def _from_jwk(data: Mapping[str, Any]) -> ClientKey:
     import jwt
 
     if "d" not in data and "k" not in data:
-        raise ConfigurationError("private_key: this JWK has no private part ('d'); it is a public key. "
-                                 + _WHAT_TO_PASS)
+        raise ConfigurationError(
+            "private_key: this JWK has no private part ('d'); it is a public key. " + _WHAT_TO_PASS
+        )
     if data.get("kty") == "oct":
-        raise ConfigurationError("private_key: a symmetric ('oct') JWK is a secret, not a private key; use "
-                                 "client_auth='client_secret_jwt' with client_secret=")
+        raise ConfigurationError(
+            "private_key: a symmetric ('oct') JWK is a secret, not a private key; use "
+            "client_auth='client_secret_jwt' with client_secret="
+        )
     try:
         pyjwk = jwt.PyJWK.from_dict(dict(data))
     except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
@@ -108,11 +122,14 @@ def _from_pem(text: str, kid: str | None = None) -> ClientKey:
     try:
         key = serialization.load_pem_private_key(text.encode("ascii", "strict"), password=None)
     except TypeError:
-        raise ConfigurationError("private_key: the PEM key is encrypted; decrypt it first "
-                                 "(openssl pkey -in key.pem -out plain.pem) or pass a loaded key") from None
+        raise ConfigurationError(
+            "private_key: the PEM key is encrypted; decrypt it first "
+            "(openssl pkey -in key.pem -out plain.pem) or pass a loaded key"
+        ) from None
     except (ValueError, UnicodeError):
-        raise ConfigurationError("private_key: the PEM text is not a private key (a certificate or public "
-                                 "key will not do). " + _WHAT_TO_PASS) from None
+        raise ConfigurationError(
+            "private_key: the PEM text is not a private key (a certificate or public key will not do). " + _WHAT_TO_PASS
+        ) from None
     return ClientKey(key, kid=kid)
 
 
@@ -130,8 +147,7 @@ def _from_text(value: str | os.PathLike[str], kid: str | None) -> ClientKey:
         try:
             data = json.loads(text)
         except ValueError:
-            raise ConfigurationError("private_key: the text is neither PEM nor JWK JSON. "
-                                     + _WHAT_TO_PASS) from None
+            raise ConfigurationError("private_key: the text is neither PEM nor JWK JSON. " + _WHAT_TO_PASS) from None
         if not isinstance(data, dict):
             raise ConfigurationError("private_key: the JSON is not a JWK object. " + _WHAT_TO_PASS)
         return _from_jwk(data)
@@ -154,12 +170,17 @@ def load_private_key(value: Any, *, kid: str | None = None) -> ClientKey:
         raise ConfigurationError("private_key: not a key. " + _WHAT_TO_PASS) from None
 
 
-def client_assertion(client_id: str, audience: str, *, key: ClientKey | None = None,
-                     secret: str | None = None) -> str:
+def client_assertion(client_id: str, audience: str, *, key: ClientKey | None = None, secret: str | None = None) -> str:
     """A fresh client assertion JWT (RFC 7523 §3): signed with ``key``, or HS256 with ``secret``."""
     now = int(_clock.now())
-    claims = {"iss": client_id, "sub": client_id, "aud": audience, "jti": _secrets.token_urlsafe(24),
-              "iat": now, "exp": now + ASSERTION_LIFETIME}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "jti": _secrets.token_urlsafe(24),
+        "iat": now,
+        "exp": now + ASSERTION_LIFETIME,
+    }
     if key is not None:
         return key.sign(claims)
     if not secret:
@@ -176,19 +197,32 @@ def _add(body: dict[str, str], client_id: str | None, assertion: str) -> None:
     body["client_assertion"] = assertion
 
 
-def private_key_jwt(headers: dict[str, str], body: dict[str, str], client_id: str | None, secret: str | None,
-                    audience: str, key: ClientKey | None) -> None:
+def private_key_jwt(
+    headers: dict[str, str],
+    body: dict[str, str],
+    client_id: str | None,
+    secret: str | None,
+    audience: str,
+    key: ClientKey | None,
+) -> None:
     """``private_key_jwt`` (OIDC Core §9): a JWT signed with the client's private key in the body."""
     if not client_id:
         raise ConfigurationError("client_auth='private_key_jwt' needs a client_id")
     if key is None:
-        raise ConfigurationError(f"client_auth='private_key_jwt' needs the client's private key: {_WHAT_TO_PASS} "
-                                 "(or set NBAUTH_PRIVATE_KEY)")
+        raise ConfigurationError(
+            f"client_auth='private_key_jwt' needs the client's private key: {_WHAT_TO_PASS} (or set NBAUTH_PRIVATE_KEY)"
+        )
     _add(body, client_id, client_assertion(client_id, audience, key=key))
 
 
-def client_secret_jwt(headers: dict[str, str], body: dict[str, str], client_id: str | None, secret: str | None,
-                      audience: str, key: ClientKey | None) -> None:
+def client_secret_jwt(
+    headers: dict[str, str],
+    body: dict[str, str],
+    client_id: str | None,
+    secret: str | None,
+    audience: str,
+    key: ClientKey | None,
+) -> None:
     """``client_secret_jwt`` (OIDC Core §9): a JWT HMAC'd (HS256) with the client secret in the body."""
     if not client_id:
         raise ConfigurationError("client_auth='client_secret_jwt' needs a client_id")

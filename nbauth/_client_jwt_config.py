@@ -20,9 +20,14 @@ if TYPE_CHECKING:
 __all__ = ["client_options", "resource_tuple"]
 
 
-def client_options(private_key: Any, dpop: Any, resource: str | Sequence[str] | None, client_auth: str | None,
-                   client_id: str | None = None, client_secret: str | None = None,
-                   ) -> tuple[ClientKey | None, bool, tuple[str, ...], str | None]:
+def client_options(
+    private_key: Any,
+    dpop: Any,
+    resource: str | Sequence[str] | None,
+    client_auth: str | None,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+) -> tuple[ClientKey | None, bool, tuple[str, ...], str | None]:
     """(the parsed key, dpop, resources, the client_auth a key implies) - or a ConfigurationError.
 
     ``NBAUTH_PRIVATE_KEY`` is the key of the client ``NBAUTH_CLIENT_ID`` (design.md, the chain's
@@ -40,9 +45,9 @@ def client_options(private_key: Any, dpop: Any, resource: str | Sequence[str] | 
         if client_auth not in (None, "private_key_jwt"):
             raise ConfigurationError(f"private_key= is for client_auth='private_key_jwt', not {client_auth!r}")
     elif os.environ.get("NBAUTH_PRIVATE_KEY") and (
-            client_auth == "private_key_jwt"
-            or (client_auth is None and not client_secret and client_id
-                and client_id == os.environ.get("NBAUTH_CLIENT_ID"))):
+        client_auth == "private_key_jwt"
+        or (client_auth is None and not client_secret and client_id and client_id == os.environ.get("NBAUTH_CLIENT_ID"))
+    ):
         from ._client_jwt import load_private_key
 
         key = load_private_key(os.environ["NBAUTH_PRIVATE_KEY"])

@@ -16,8 +16,15 @@ from typing import Any
 from ._errors import ConfigurationError
 from ._secret import Secret, secret
 
-__all__ = ["KEYRING_SERVICE", "delete_keyring_secret", "environment_secret", "keyring_secret", "keyring_username",
-           "secret_for", "store_keyring_secret"]
+__all__ = [
+    "KEYRING_SERVICE",
+    "delete_keyring_secret",
+    "environment_secret",
+    "keyring_secret",
+    "keyring_username",
+    "secret_for",
+    "store_keyring_secret",
+]
 
 KEYRING_SERVICE = "nbauth"
 
@@ -75,7 +82,8 @@ def store_keyring_secret(client_id: str, issuer_key: str, value: str) -> str:
             f"the OS keyring could not store the secret ({type(exc).__name__}): this machine has no usable keyring "
             "backend. Install one (e.g. `pip install keyrings.alt`, or unlock the desktop keyring), or give the "
             "secret as NBAUTH_CLIENT_SECRET from your scheduler's secret store, or as client_secret in a 0600 "
-            "profile file") from None
+            "profile file"
+        ) from None
     return type(keyring.get_keyring()).__name__
 
 

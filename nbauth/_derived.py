@@ -23,16 +23,27 @@ from ._store import current_store
 __all__ = ["exchange_session", "hub_login"]
 
 
-def exchange_session(parent: Session, *, audience: str | None = None, scope: str | Sequence[str] | None = None,
-                     resource: str | None = None, name: str | None = None) -> Session:
+def exchange_session(
+    parent: Session,
+    *,
+    audience: str | None = None,
+    scope: str | Sequence[str] | None = None,
+    resource: str | None = None,
+    name: str | None = None,
+) -> Session:
     """A Session for a downstream API from ``parent``'s token (RFC 8693 §2.1), renewed from the parent."""
     if audience is None and resource is None:
-        raise ConfigurationError("exchange() needs audience= (the downstream API's name at the IdP) or resource= "
-                                 "(its URI, RFC 8707)")
+        raise ConfigurationError(
+            "exchange() needs audience= (the downstream API's name at the IdP) or resource= (its URI, RFC 8707)"
+        )
     provider = parent.provider
     scope_list = list(scope.split() if isinstance(scope, str) else scope) if scope is not None else None
-    origin: dict[str, Any] = {"parent": parent.key.as_dict(), "audience": audience, "resource": resource,
-                              "scope": scope_list}
+    origin: dict[str, Any] = {
+        "parent": parent.key.as_dict(),
+        "audience": audience,
+        "resource": resource,
+        "scope": scope_list,
+    }
     grant = _exchanged.token_exchange(parent.fresh_token(), origin)
     token = provider.fetch_token(grant.request(provider.scope_separator))
     target = resource or audience or ""
@@ -52,8 +63,9 @@ def hub_login(provider: Any, *, environ: Mapping[str, str] | None = None) -> Ses
     """A Session from the hub user's auth_state (no prompt, no token request); LoginRequired when none."""
     hub = _hub.hub_config(environ)
     if hub is None:
-        raise LoginRequired("not on a JupyterHub: JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN and JUPYTERHUB_USER "
-                            "are not all set")
+        raise LoginRequired(
+            "not on a JupyterHub: JUPYTERHUB_API_URL, JUPYTERHUB_API_TOKEN and JUPYTERHUB_USER are not all set"
+        )
     token = _hub.hub_token(provider, hub)
     session = record(provider, Intent(_hub.LOGIN, provider.client_id, username=hub.user, scope=token.scope), token)
     _hub.fetched(session.key.digest)

@@ -78,10 +78,21 @@ class DevicePrompt(Record):
     expires_in: float
     interval: float
 
-    def __init__(self, user_code: str, verification_uri: str, verification_uri_complete: str | None,
-                 expires_in: float, interval: float) -> None:
-        self._set(user_code=user_code, verification_uri=verification_uri,
-                  verification_uri_complete=verification_uri_complete, expires_in=expires_in, interval=interval)
+    def __init__(
+        self,
+        user_code: str,
+        verification_uri: str,
+        verification_uri_complete: str | None,
+        expires_in: float,
+        interval: float,
+    ) -> None:
+        self._set(
+            user_code=user_code,
+            verification_uri=verification_uri,
+            verification_uri_complete=verification_uri_complete,
+            expires_in=expires_in,
+            interval=interval,
+        )
 
 
 class Wait(Record):
@@ -208,9 +219,7 @@ def device_flow(
         if reply.error is not None or (error is None and reply.status >= 500):
             failures += 1  # transient: timeouts, resets, 5xx - back off and try again
             if failures > MAX_TRANSIENT_FAILURES:
-                raise reply.error or ProviderError(
-                    "the token endpoint kept failing while polling", status=reply.status
-                )
+                raise reply.error or ProviderError("the token endpoint kept failing while polling", status=reply.status)
             interval = min(interval * 2, MAX_INTERVAL)
             continue
         failures = 0
@@ -218,9 +227,11 @@ def device_flow(
             interval = _next_interval(interval, error)
             continue
         if isinstance(error, str):
-            raise error_from_code(error, str(body.get("error_description") or ""), status=reply.status,
-                                  secrets=(device_code,))
+            raise error_from_code(
+                error, str(body.get("error_description") or ""), status=reply.status, secrets=(device_code,)
+            )
         if reply.status == 200 and isinstance(body, dict):
             return body
-        raise ProviderError("the token endpoint answered the device poll with neither a token nor an "
-                            "OAuth error", status=reply.status)
+        raise ProviderError(
+            "the token endpoint answered the device poll with neither a token nor an OAuth error", status=reply.status
+        )

@@ -57,8 +57,9 @@ def _checked(meta: Any, issuer: str, where: str) -> dict[str, Any] | None:
         return None
     published = str(meta.get("issuer", ""))
     if published.rstrip("/") != issuer.rstrip("/"):
-        raise VerificationError(f"discovery at {where} names issuer {published[:200]!r}, not {issuer!r}: "
-                                "check the issuer URL")
+        raise VerificationError(
+            f"discovery at {where} names issuer {published[:200]!r}, not {issuer!r}: check the issuer URL"
+        )
     return meta
 
 
@@ -96,8 +97,9 @@ def fetch_metadata(issuer: str, transport: Transport) -> dict[str, Any]:
 
 def discover_settings(issuer: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(Provider keywords, metadata)`` for an issuer; ``kwargs`` (explicit ones) win."""
-    transport = Transport(verify=kwargs.get("verify", True), timeout=kwargs.get("timeout", DEFAULT_TIMEOUT),
-                          proxies=kwargs.get("proxies"))
+    transport = Transport(
+        verify=kwargs.get("verify", True), timeout=kwargs.get("timeout", DEFAULT_TIMEOUT), proxies=kwargs.get("proxies")
+    )
     meta = fetch_metadata(issuer, transport)
     derived: dict[str, Any] = {"issuer": str(meta["issuer"])}
     for key, kw in METADATA_KEYS.items():

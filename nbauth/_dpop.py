@@ -34,8 +34,17 @@ from . import _clock
 from ._errors import ConfigurationError
 from ._secret import Secret
 
-__all__ = ["MAX_NONCE_RETRIES", "DPoPKey", "api_headers", "check_printable", "demands_dpop", "htu", "remember_nonce",
-           "resource_nonce_challenge", "send_with_proofs"]
+__all__ = [
+    "MAX_NONCE_RETRIES",
+    "DPoPKey",
+    "api_headers",
+    "check_printable",
+    "demands_dpop",
+    "htu",
+    "remember_nonce",
+    "resource_nonce_challenge",
+    "send_with_proofs",
+]
 
 #: How many times one request is re-sent with a new server nonce (RFC 9449 §8: one is normal).
 MAX_NONCE_RETRIES = 2
@@ -89,8 +98,12 @@ class DPoPKey:
             raise ConfigurationError("a DPoP key must be an EC P-256 private key")
         numbers = key.public_key().public_numbers()
         self._key = key
-        self.public_jwk = {"crv": "P-256", "kty": "EC", "x": _b64(numbers.x.to_bytes(32, "big")),
-                           "y": _b64(numbers.y.to_bytes(32, "big"))}
+        self.public_jwk = {
+            "crv": "P-256",
+            "kty": "EC",
+            "x": _b64(numbers.x.to_bytes(32, "big")),
+            "y": _b64(numbers.y.to_bytes(32, "big")),
+        }
         canonical = json.dumps(self.public_jwk, separators=(",", ":"), sort_keys=True)  # RFC 7638 §3.2
         self.thumbprint = _b64(hashlib.sha256(canonical.encode("ascii")).digest())
 
@@ -129,8 +142,12 @@ class DPoPKey:
         """A DPoP proof JWT for one request (RFC 9449 §4.2)."""
         import jwt
 
-        claims: dict[str, Any] = {"jti": secrets.token_urlsafe(18), "htm": method.upper(), "htu": htu(url),
-                                  "iat": int(_clock.now())}
+        claims: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(18),
+            "htm": method.upper(),
+            "htu": htu(url),
+            "iat": int(_clock.now()),
+        }
         if access_token:
             claims["ath"] = ath(access_token)
         if nonce:
@@ -156,8 +173,10 @@ class DPoPKey:
         return self
 
     def __reduce__(self) -> Any:
-        raise TypeError("a DPoP key is never pickled: a DPoP-bound token cannot be used by a process that "
-                        "cannot sign proofs with the key (RFC 9449)")
+        raise TypeError(
+            "a DPoP key is never pickled: a DPoP-bound token cannot be used by a process that "
+            "cannot sign proofs with the key (RFC 9449)"
+        )
 
 
 def _json_error(content: bytes) -> tuple[str, str]:
@@ -192,9 +211,15 @@ def demands_dpop(status: int, content: bytes) -> bool:
     return error in _DPOP_ERRORS or (bool(error) and "dpop" in description.lower())
 
 
-def send_with_proofs(attempt: Callable[[dict[str, str]], Any], method: str, url: str, key: DPoPKey, *,
-                     access_token: str | None = None,
-                     read: Callable[[Any], tuple[int, Mapping[str, str], bytes]] | None = None) -> Any:
+def send_with_proofs(
+    attempt: Callable[[dict[str, str]], Any],
+    method: str,
+    url: str,
+    key: DPoPKey,
+    *,
+    access_token: str | None = None,
+    read: Callable[[Any], tuple[int, Mapping[str, str], bytes]] | None = None,
+) -> Any:
     """Send a request with a DPoP proof, answering ``use_dpop_nonce`` challenges (bounded).
 
     ``attempt(headers)`` sends the request once with these extra headers and returns the
@@ -221,8 +246,10 @@ def api_headers(token: Any, method: str, url: str) -> dict[str, str]:
         key: DPoPKey | None = token.dpop_key
         if key is None:
             raise ConfigurationError("this DPoP-bound token has lost its key; log in again")
-        return {"Authorization": Secret(f"DPoP {token.access_token}"),
-                "DPoP": key.proof(method, url, access_token=token.access_token, nonce=_nonce_for(url))}
+        return {
+            "Authorization": Secret(f"DPoP {token.access_token}"),
+            "DPoP": key.proof(method, url, access_token=token.access_token, nonce=_nonce_for(url)),
+        }
     return {"Authorization": Secret(f"Bearer {token.access_token}")}
 
 
@@ -232,7 +259,8 @@ def check_printable(token: Any, name: str) -> None:
         raise ConfigurationError(
             f"{name}: the token is DPoP-bound (RFC 9449): every request needs a proof signed with the key in "
             "nbauth's cache, so curl or another tool would be refused. Use the session from Python "
-            "(nbauth.session(...).get(url)), or log in without dpop for a Bearer token.")
+            "(nbauth.session(...).get(url)), or log in without dpop for a Bearer token."
+        )
 
 
 def resource_nonce_challenge(url: str, status: int, headers: Mapping[str, str]) -> bool:

@@ -24,22 +24,34 @@ if TYPE_CHECKING:
 __all__ = ["fetch_with_dpop"]
 
 JWT_HINT = {
-    "private_key_jwt": ("The server refused the client assertion: check that private_key is the private half of "
-                        "a key registered for this client (its JWKS / jwks_uri at the provider), that its alg "
-                        "is allowed, and that this machine's clock is right (RFC 7523 §3)."),
-    "client_secret_jwt": ("The server refused the client assertion: check client_id and client_secret, and that "
-                          "the client is registered for client_secret_jwt (RFC 7523 §3)."),
+    "private_key_jwt": (
+        "The server refused the client assertion: check that private_key is the private half of "
+        "a key registered for this client (its JWKS / jwks_uri at the provider), that its alg "
+        "is allowed, and that this machine's clock is right (RFC 7523 §3)."
+    ),
+    "client_secret_jwt": (
+        "The server refused the client assertion: check client_id and client_secret, and that "
+        "the client is registered for client_secret_jwt (RFC 7523 §3)."
+    ),
 }
 
 
-def fetch_with_dpop(exchange: Exchange, request: TokenRequest, *, nonce: str | None, previous: Token | None,
-                    _client_token: bool = False, retry_unavailable: bool = False) -> Token:
+def fetch_with_dpop(
+    exchange: Exchange,
+    request: TokenRequest,
+    *,
+    nonce: str | None,
+    previous: Token | None,
+    _client_token: bool = False,
+    retry_unavailable: bool = False,
+) -> Token:
     """Send a token request (with a DPoP proof when due) and parse the answer into a verified Token."""
     key = previous.dpop_key if previous is not None else None
     if key is None and getattr(exchange, "dpop", False):
         key = DPoPKey.generate()
-    reply = exchange.send_retrying(request, _client_token=_client_token, dpop_key=key,
-                                   retry_unavailable=retry_unavailable)
+    reply = exchange.send_retrying(
+        request, _client_token=_client_token, dpop_key=key, retry_unavailable=retry_unavailable
+    )
     if key is None and demands_dpop(reply.status, reply.content):
         remember_nonce(reply.url, reply.headers.get("dpop-nonce"))
         key = DPoPKey.generate()
@@ -52,8 +64,11 @@ def fetch_with_dpop(exchange: Exchange, request: TokenRequest, *, nonce: str | N
         raise
     if token.token_type == "DPoP":
         if key is None:
-            raise ProviderError(f"{reply.where} issued a DPoP-bound token to a request without a DPoP proof "
-                                "(RFC 9449 §5): the token is unusable; tell the provider's admin",
-                                url=reply.url, status=reply.status)
+            raise ProviderError(
+                f"{reply.where} issued a DPoP-bound token to a request without a DPoP proof "
+                "(RFC 9449 §5): the token is unusable; tell the provider's admin",
+                url=reply.url,
+                status=reply.status,
+            )
         return token.replace(dpop_key=key)
     return token

@@ -39,6 +39,7 @@ LOGIN_KIND = {"device": "device_login", "password": "password", "browser": "brow
 
 DEFAULT_TIMEOUT = 600.0
 
+
 def wait_sliced(seconds: float, cancelled: Callable[[], bool] | None = None) -> None:
     """Sleep in slices of at most 1 s, checking ``cancelled`` between them (MSAL's poller)."""
     deadline = _clock.monotonic() + seconds
@@ -51,8 +52,13 @@ def wait_sliced(seconds: float, cancelled: Callable[[], bool] | None = None) -> 
         _clock.sleep(min(1.0, left))
 
 
-def run_device_flow(provider: Exchange, scope: Scope, *, on_prompt: Callable[[_device.DevicePrompt], None],
-                    cancelled: Callable[[], bool] | None = None) -> Token:
+def run_device_flow(
+    provider: Exchange,
+    scope: Scope,
+    *,
+    on_prompt: Callable[[_device.DevicePrompt], None],
+    cancelled: Callable[[], bool] | None = None,
+) -> Token:
     """Run the device grant (RFC 8628 §3.1-3.5) to its end: ``on_prompt`` shows the code (§3.3),
     waits honour ``cancelled``; the code's own expiry bounds the whole (§3.2 ``expires_in``).
     """
@@ -93,8 +99,14 @@ class BrowserAttempt:
     exchanges its code for a token. Call :meth:`close` when done.
     """
 
-    def __init__(self, provider: Exchange, scope: Any = None, *, port: int | Sequence[int] = 0,
-                 extra: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        provider: Exchange,
+        scope: Any = None,
+        *,
+        port: int | Sequence[int] = 0,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.provider, self.scope, self.port, self.extra = provider, scope, port, extra
         if not provider.authorization_url:
             raise ConfigurationError(f"{provider.name}: no authorization_url; pass it to the provider or use discovery")
@@ -109,9 +121,14 @@ class BrowserAttempt:
         self.listener = LoopbackListener(self.state, self.redirects)
         self.redirect_uri = self.listener.start(self.port)
         self.url = authorization_url(
-            provider.authorization_url, client_id=provider.client_id, redirect_uri=self.redirect_uri,
-            scope=join_scope(self.requested, provider.scope_separator), state=self.state,
-            code_challenge=challenge, nonce=self.nonce, extra=self.extra,
+            provider.authorization_url,
+            client_id=provider.client_id,
+            redirect_uri=self.redirect_uri,
+            scope=join_scope(self.requested, provider.scope_separator),
+            state=self.state,
+            code_challenge=challenge,
+            nonce=self.nonce,
+            extra=self.extra,
         )
 
     def __repr__(self) -> str:
@@ -122,10 +139,13 @@ class BrowserAttempt:
         a wrong ``state`` or ``iss`` raises ``VerificationError`` (RFC 6749 §10.12, RFC 9207 §2.4).
         """
         if not redirect_url.lower().startswith(("http://", "https://")) or "?" not in redirect_url:
-            raise VerificationError("that is not the address of the sign-in redirect: copy the whole address from "
-                                    f"the browser's address bar (it starts with {self.redirect_uri}?)")
-        return parse_authorization_response(redirect_url, state=self.state, issuer=self.provider.issuer,
-                                            require_iss=self.require_iss)
+            raise VerificationError(
+                "that is not the address of the sign-in redirect: copy the whole address from "
+                f"the browser's address bar (it starts with {self.redirect_uri}?)"
+            )
+        return parse_authorization_response(
+            redirect_url, state=self.state, issuer=self.provider.issuer, require_iss=self.require_iss
+        )
 
     def redeem(self, code: str) -> Token:
         """Redeem the code with the PKCE verifier (RFC 7636 §4.5) and the nonce check (OIDC Core §3.1.3.7)."""

@@ -35,8 +35,7 @@ class CacheKey(Record):
         self._set(issuer=issuer, client_id=client_id, user=user, scope=scope)
 
     @classmethod
-    def make(cls, issuer: str, client_id: str | None, user: str | None,
-             scope: tuple[str, ...] | list[str]) -> CacheKey:
+    def make(cls, issuer: str, client_id: str | None, user: str | None, scope: tuple[str, ...] | list[str]) -> CacheKey:
         return cls(issuer.rstrip("/"), client_id or "", user or "", scope_key(tuple(scope)))
 
     @property
@@ -71,12 +70,29 @@ class Entry(Record):
     #: How a derived session is renewed (issue 14: a token exchange's parent key and parameters), or None.
     origin: dict[str, Any] | None
 
-    def __init__(self, key: CacheKey, name: str, provider: dict[str, Any], token: Token, login: str,
-                 username: str | None = None, updated_at: float | None = None, generation: int = 0,
-                 origin: dict[str, Any] | None = None) -> None:
-        self._set(key=key, name=name, provider=provider, token=token, login=login, username=username,
-                  updated_at=_clock.now() if updated_at is None else updated_at, generation=generation,
-                  origin=origin)
+    def __init__(
+        self,
+        key: CacheKey,
+        name: str,
+        provider: dict[str, Any],
+        token: Token,
+        login: str,
+        username: str | None = None,
+        updated_at: float | None = None,
+        generation: int = 0,
+        origin: dict[str, Any] | None = None,
+    ) -> None:
+        self._set(
+            key=key,
+            name=name,
+            provider=provider,
+            token=token,
+            login=login,
+            username=username,
+            updated_at=_clock.now() if updated_at is None else updated_at,
+            generation=generation,
+            origin=origin,
+        )
 
     def __hash__(self) -> int:
         return hash((self.key, self.generation))
@@ -98,8 +114,9 @@ class Entry(Record):
     def from_json(cls, data: Mapping[str, Any]) -> Entry:
         """Rebuild an entry; ValueError when a field is missing or of the wrong type."""
         key = data.get("key")
-        if not isinstance(key, dict) or not all(isinstance(key.get(f), str) for f in ("issuer", "client_id",
-                                                                                      "user", "scope")):
+        if not isinstance(key, dict) or not all(
+            isinstance(key.get(f), str) for f in ("issuer", "client_id", "user", "scope")
+        ):
             raise ValueError("key")
         provider, token = data.get("provider"), data.get("token")
         name, login = data.get("name"), data.get("login")
@@ -119,8 +136,17 @@ class Entry(Record):
         origin = data.get("origin")
         if origin is not None and not isinstance(origin, dict):
             raise ValueError("origin")
-        return cls(CacheKey(**{f: key[f] for f in ("issuer", "client_id", "user", "scope")}), name, provider,
-                   Token.from_cache(token), login, username, float(updated_at), generation, origin)
+        return cls(
+            CacheKey(**{f: key[f] for f in ("issuer", "client_id", "user", "scope")}),
+            name,
+            provider,
+            Token.from_cache(token),
+            login,
+            username,
+            float(updated_at),
+            generation,
+            origin,
+        )
 
 
 def _entry(data: Mapping[str, Any], digest: str) -> Entry | None:

@@ -60,8 +60,9 @@ class Exchange(ProviderSettings):
                 self._client_token = token
             return f"Bearer {token.access_token}"
 
-    def send_token_request(self, request: TokenRequest, *, _client_token: bool = False,
-                           dpop_key: DPoPKey | None = None) -> HttpReply:
+    def send_token_request(
+        self, request: TokenRequest, *, _client_token: bool = False, dpop_key: DPoPKey | None = None
+    ) -> HttpReply:
         """POST a token request (RFC 6749 §3.2) with client authentication (§2.3), and a DPoP proof
         signed by ``dpop_key`` when given (RFC 9449 §5); the raw answer.
         """
@@ -70,13 +71,19 @@ class Exchange(ProviderSettings):
         from ._dpop import send_with_proofs
 
         url = require_secure(request.endpoint or self.token_url, "token endpoint")
-        return send_with_proofs(lambda extra: self._send_token_request(request, _client_token, extra),  # type: ignore[no-any-return]
-                                "POST", url, dpop_key)
+        reply: HttpReply = send_with_proofs(
+            lambda extra: self._send_token_request(request, _client_token, extra),
+            "POST",
+            url,
+            dpop_key,
+        )
+        return reply
 
     def _send_token_request(self, request: TokenRequest, _client_token: bool, extra: dict[str, str]) -> HttpReply:
         url = require_secure(request.endpoint or self.token_url, "token endpoint")
-        out = Outgoing(url, dict(request.params), {"Accept": "application/json", **extra},
-                       json=self.request_format == "json")
+        out = Outgoing(
+            url, dict(request.params), {"Accept": "application/json", **extra}, json=self.request_format == "json"
+        )
         if self.resource and "resource" not in out.body and request.params.get("grant_type") != _TOKEN_EXCHANGE:
             out.body["resource"] = self.resource[0]  # RFC 8707 §2: kept with the provider, so refreshes send it too
         for fix in self.fixes:
@@ -87,8 +94,9 @@ class Exchange(ProviderSettings):
             secret = request.client_secret if request.client_id else (request.client_secret or self._client_secret)
             # a grant that brings its own secret authenticates even when this provider's client is public
             method = "client_secret_basic" if request.client_secret and self.client_auth == "none" else self.client_auth
-            apply_client_auth(method, out.headers, out.body, client_id, secret, audience=self.token_url,
-                              key=self._private_key)
+            apply_client_auth(
+                method, out.headers, out.body, client_id, secret, audience=self.token_url, key=self._private_key
+            )
         if not _client_token:
             for fix in self.fixes:
                 if fix.after_auth is not None:
@@ -97,8 +105,14 @@ class Exchange(ProviderSettings):
             return self.transport.request("POST", out.url, json_body=out.body, headers=out.headers)
         return self.transport.request("POST", out.url, data=out.body, headers=out.headers)
 
-    def send_retrying(self, request: TokenRequest, *, _client_token: bool = False, dpop_key: DPoPKey | None = None,
-                      retry_unavailable: bool = False) -> HttpReply:
+    def send_retrying(
+        self,
+        request: TokenRequest,
+        *,
+        _client_token: bool = False,
+        dpop_key: DPoPKey | None = None,
+        retry_unavailable: bool = False,
+    ) -> HttpReply:
         """:meth:`send_token_request`; with ``retry_unavailable`` (logins) a 503 with a ``Retry-After`` of at
         most a few seconds is retried once after that delay (RFC 9110 §10.2.3, §15.6.4).
         """
@@ -119,53 +133,89 @@ class Exchange(ProviderSettings):
             body = reply.json()
         except ProviderError as exc:
             if reply.status == 401:
-                raise InvalidClient("invalid_client", f"HTTP 401 from {reply.where}", url=reply.url,
-                                    status=401) from None
+                raise InvalidClient(
+                    "invalid_client", f"HTTP 401 from {reply.where}", url=reply.url, status=401
+                ) from None
             if reply.status >= 500:
-                raise ProviderError(f"{reply.where} failed with HTTP {reply.status}; try again later",
-                                    url=reply.url, status=reply.status,
-                                    retry_after=reply.retry_after()) from None
+                raise ProviderError(
+                    f"{reply.where} failed with HTTP {reply.status}; try again later",
+                    url=reply.url,
+                    status=reply.status,
+                    retry_after=reply.retry_after(),
+                ) from None
             raise exc from None
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, str) and error:
             if reply.status >= 500 or error in _TRANSIENT_CODES:
-                raise ProviderError(f"{reply.where} failed with HTTP {reply.status} ({error[:40]}); try again "
-                                    "later", url=reply.url, status=reply.status, retry_after=reply.retry_after())
+                raise ProviderError(
+                    f"{reply.where} failed with HTTP {reply.status} ({error[:40]}); try again later",
+                    url=reply.url,
+                    status=reply.status,
+                    retry_after=reply.retry_after(),
+                )
             description = body.get("error_description")
-            raise error_from_code(error, description if isinstance(description, str) else "",
-                                  url=reply.where, status=reply.status, secrets=secrets)
+            raise error_from_code(
+                error,
+                description if isinstance(description, str) else "",
+                url=reply.where,
+                status=reply.status,
+                secrets=secrets,
+            )
         if reply.status == 401:
             raise InvalidClient("invalid_client", f"HTTP 401 from {reply.where}", url=reply.url, status=401)
         if not 200 <= reply.status < 300:
-            raise ProviderError(f"{reply.where} answered HTTP {reply.status} without an OAuth error",
-                                url=reply.url, status=reply.status, retry_after=reply.retry_after())
+            raise ProviderError(
+                f"{reply.where} answered HTTP {reply.status} without an OAuth error",
+                url=reply.url,
+                status=reply.status,
+                retry_after=reply.retry_after(),
+            )
         return body
 
-    def token_from_reply(self, reply: HttpReply, request: TokenRequest, *, nonce: str | None = None,
-                         previous: Token | None = None) -> Token:
-        return self.token_from_body(self.check_reply(reply, request), request, reply, nonce=nonce,
-                                    previous=previous)
+    def token_from_reply(
+        self, reply: HttpReply, request: TokenRequest, *, nonce: str | None = None, previous: Token | None = None
+    ) -> Token:
+        return self.token_from_body(self.check_reply(reply, request), request, reply, nonce=nonce, previous=previous)
 
-    def token_from_body(self, body: Any, request: TokenRequest, reply: HttpReply, *, nonce: str | None = None,
-                        previous: Token | None = None) -> Token:
+    def token_from_body(
+        self,
+        body: Any,
+        request: TokenRequest,
+        reply: HttpReply,
+        *,
+        nonce: str | None = None,
+        previous: Token | None = None,
+    ) -> Token:
         """Parse a successful answer and verify its id_token (OIDC Core §3.1.3.7, §12.2)."""
         for fix in self.fixes:
             if fix.token_body is not None and isinstance(body, dict):
                 body = fix.token_body(body)
         try:
-            token = parse_token_response(body, scope_separator=self.scope_separator, requested_scope=request.scope,
-                                         server_time=reply.server_time())
+            token = parse_token_response(
+                body,
+                scope_separator=self.scope_separator,
+                requested_scope=request.scope,
+                server_time=reply.server_time(),
+            )
         except ProviderError as exc:
-            raise ProviderError(f"{reply.where} answered HTTP {reply.status}, but {exc.message}", url=reply.url,
-                                status=reply.status) from None
+            raise ProviderError(
+                f"{reply.where} answered HTTP {reply.status}, but {exc.message}", url=reply.url, status=reply.status
+            ) from None
         if token.id_token:
             expected_sub = previous.claims.get("sub") if previous and previous.claims else None
             claims = self.verify_id_token(token.id_token, nonce=nonce, expected_sub=expected_sub)
             token = token.replace(claims=claims)
         return token
 
-    def fetch_token(self, request: TokenRequest, *, nonce: str | None = None, previous: Token | None = None,
-                    _client_token: bool = False, retry_unavailable: bool = False) -> Token:
+    def fetch_token(
+        self,
+        request: TokenRequest,
+        *,
+        nonce: str | None = None,
+        previous: Token | None = None,
+        _client_token: bool = False,
+        retry_unavailable: bool = False,
+    ) -> Token:
         """Send a token request and parse the answer into a verified :class:`Token`.
 
         ``retry_unavailable`` (logins): a 503 with a ``Retry-After`` of at most a few seconds is
@@ -174,8 +224,14 @@ class Exchange(ProviderSettings):
         """
         from ._dpop_login import fetch_with_dpop
 
-        return fetch_with_dpop(self, request, nonce=nonce, previous=previous, _client_token=_client_token,
-                               retry_unavailable=retry_unavailable)
+        return fetch_with_dpop(
+            self,
+            request,
+            nonce=nonce,
+            previous=previous,
+            _client_token=_client_token,
+            retry_unavailable=retry_unavailable,
+        )
 
     def refresh(self, token: Token, scope: str | Sequence[str] | None = None) -> Token:
         """Refresh grant (RFC 6749 §6); the result keeps what the answer left out."""
@@ -194,13 +250,17 @@ class Exchange(ProviderSettings):
                 reply = self.transport.request("GET", self.jwks_url, headers={"Accept": "application/json"})
                 body = reply.json()
                 if reply.status != 200 or not isinstance(body, dict) or not isinstance(body.get("keys"), list):
-                    raise ProviderError(f"{reply.where} did not answer a JWK set (HTTP {reply.status})",
-                                        url=reply.url, status=reply.status)
+                    raise ProviderError(
+                        f"{reply.where} did not answer a JWK set (HTTP {reply.status})",
+                        url=reply.url,
+                        status=reply.status,
+                    )
                 self._jwks, self._jwks_fetched = body, _clock.monotonic()
             return self._jwks
 
-    def verify_id_token(self, id_token: str, *, nonce: str | None = None,
-                        expected_sub: str | None = None) -> dict[str, Any]:
+    def verify_id_token(
+        self, id_token: str, *, nonce: str | None = None, expected_sub: str | None = None
+    ) -> dict[str, Any]:
         """Verified claims of an id_token (OIDC Core §3.1.3.7).
 
         Without an issuer, JWKS or client id nobody can verify it: its claims are not used
@@ -209,34 +269,56 @@ class Exchange(ProviderSettings):
         if not (self.issuer and self.jwks_url and self.client_id):
             if not self._warned_unverifiable:
                 self._warned_unverifiable = True
-                missing = ", ".join(n for n, v in (("issuer", self.issuer), ("jwks_url", self.jwks_url),
-                                                   ("client_id", self.client_id)) if not v)
-                warnings.warn(f"{self.name}: the id_token cannot be verified without {missing}; nbauth ignores its "
-                              "claims (pass them, or use Provider.discover)", VerificationWarning, stacklevel=2)
+                missing = ", ".join(
+                    n
+                    for n, v in (("issuer", self.issuer), ("jwks_url", self.jwks_url), ("client_id", self.client_id))
+                    if not v
+                )
+                warnings.warn(
+                    f"{self.name}: the id_token cannot be verified without {missing}; nbauth ignores its "
+                    "claims (pass them, or use Provider.discover)",
+                    VerificationWarning,
+                    stacklevel=2,
+                )
             return {}
         for refresh in (False, True):
             try:
-                return verify_id_token(id_token, jwks=self.jwks(refresh=refresh), issuer=self.issuer,
-                                       client_id=self.client_id, nonce=nonce, now=_clock.now(),
-                                       expected_sub=expected_sub)
+                return verify_id_token(
+                    id_token,
+                    jwks=self.jwks(refresh=refresh),
+                    issuer=self.issuer,
+                    client_id=self.client_id,
+                    nonce=nonce,
+                    now=_clock.now(),
+                    expected_sub=expected_sub,
+                )
             except KeyError:
                 continue  # unknown kid: the provider may have rotated keys; refetch once
         raise VerificationError("no key in the provider's JWKS matches the id_token (kid/alg)")
 
     # ---- device flow driver for the HTTP steps (RFC 8628)
-    def device_flow(self, scope: str | Sequence[str] | None = None,
-                    ) -> Generator[_device.DevicePrompt | _device.Wait, None, Token]:
+    def device_flow(
+        self,
+        scope: str | Sequence[str] | None = None,
+    ) -> Generator[_device.DevicePrompt | _device.Wait, None, Token]:
         """Run the device grant's HTTP steps; yields only the prompt and the waits to the caller."""
         if not self.device_authorization_url:
             raise ConfigurationError(
-                f"{self.name}: no device_authorization_url; pass it to the provider or use discovery")
+                f"{self.name}: no device_authorization_url; pass it to the provider or use discovery"
+            )
         if self.client_auth != "none" and not (self._client_secret or self._private_key):
-            raise ConfigurationError(f"{self.name}: client_auth={self.client_auth!r} needs the client's secret: pass "
-                                     "client_secret=..., or client_auth='none' for a public client")
+            raise ConfigurationError(
+                f"{self.name}: client_auth={self.client_auth!r} needs the client's secret: pass "
+                "client_secret=..., or client_auth='none' for a public client"
+            )
         from . import _device  # the device grant's protocol is loaded when first used
 
-        flow = _device.device_flow(client_id=self.client_id, scope=scope if scope is not None else self.scope,
-                                   scope_separator=self.scope_separator, monotonic=_clock.monotonic)
+        flow = _device.device_flow(
+            client_id=self.client_id,
+            scope=scope if scope is not None else self.scope,
+            scope_separator=self.scope_separator,
+            monotonic=_clock.monotonic,
+        )
         dpop_key = self._new_dpop_key()  # issue 14: every poll carries a proof with one key (RFC 9449 §5)
         reply: Any = None
         last: tuple[HttpReply, TokenRequest] | None = None
@@ -263,8 +345,15 @@ class Exchange(ProviderSettings):
         url = self.device_authorization_url or ""
         headers = {"Accept": "application/json"}
         body = dict(step.params)
-        apply_client_auth(self.client_auth, headers, body, self.client_id, self._client_secret,
-                          audience=self.token_url, key=self._private_key)
+        apply_client_auth(
+            self.client_auth,
+            headers,
+            body,
+            self.client_id,
+            self._client_secret,
+            audience=self.token_url,
+            key=self._private_key,
+        )
         try:
             reply = self.transport.request("POST", url, data=body, headers=headers)
             answer = reply.json()
@@ -282,8 +371,11 @@ class Exchange(ProviderSettings):
 
         return DPoPKey.generate()
 
-    def _device_poll(self, step: _device.DevicePoll, dpop_key: DPoPKey | None = None,
-                     ) -> tuple[_device.Reply, HttpReply | None]:
+    def _device_poll(
+        self,
+        step: _device.DevicePoll,
+        dpop_key: DPoPKey | None = None,
+    ) -> tuple[_device.Reply, HttpReply | None]:
         from . import _device
 
         try:
@@ -296,8 +388,7 @@ class Exchange(ProviderSettings):
             return _device.Reply(reply.status, None, exc), reply
 
     # ---- revocation (RFC 7009) and userinfo (OIDC Core §5.3)
-    def revoke(self, token: Token, *, client_id: str | None = None,
-               client_secret: str | None = None) -> dict[str, str]:
+    def revoke(self, token: Token, *, client_id: str | None = None, client_secret: str | None = None) -> dict[str, str]:
         """Revoke the refresh token (which ends the grant, RFC 7009 §2.1) then the access token.
 
         The client that got the token must revoke it (§2.1): pass ``client_id``/``client_secret``
@@ -333,13 +424,18 @@ class Exchange(ProviderSettings):
             raise ConfigurationError(f"{self.name}: no userinfo_url")
         from ._dpop import api_headers
 
-        reply = self.transport.request("GET", self.userinfo_url, headers={
-            "Accept": "application/json", **api_headers(token, "GET", self.userinfo_url)})
+        reply = self.transport.request(
+            "GET",
+            self.userinfo_url,
+            headers={"Accept": "application/json", **api_headers(token, "GET", self.userinfo_url)},
+        )
         body = reply.json()
         if reply.status != 200 or not isinstance(body, dict):
             raise ProviderError(f"{reply.where} answered HTTP {reply.status}", url=reply.url, status=reply.status)
         sub = token.claims.get("sub")
         if sub is not None and body.get("sub") != sub:
-            raise VerificationError("the UserInfo answer is about another user than the id_token (sub differs); "
-                                    "do not trust this provider until its admin fixes it")
+            raise VerificationError(
+                "the UserInfo answer is about another user than the id_token (sub differs); "
+                "do not trust this provider until its admin fixes it"
+            )
         return body

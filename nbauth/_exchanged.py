@@ -28,27 +28,37 @@ LOGIN = "exchange"
 
 
 def token_exchange(subject: Token, origin: dict[str, Any]) -> TokenExchange:
-    return TokenExchange(subject.access_token, audience=origin.get("audience"), scope=origin.get("scope"),
-                         resource=origin.get("resource"))
+    return TokenExchange(
+        subject.access_token,
+        audience=origin.get("audience"),
+        scope=origin.get("scope"),
+        resource=origin.get("resource"),
+    )
 
 
 def _parent_holder(holder: Holder) -> Holder:
     origin = holder.entry.origin or {}
     raw = origin.get("parent")
     if not isinstance(raw, dict):
-        raise LoginRequired(f"the session {holder.entry.name!r} was made by token exchange but does not name its "
-                            "parent session: run session.exchange(...) again")
+        raise LoginRequired(
+            f"the session {holder.entry.name!r} was made by token exchange but does not name its "
+            "parent session: run session.exchange(...) again"
+        )
     key = CacheKey(**{f: str(raw.get(f, "")) for f in ("issuer", "client_id", "user", "scope")})
     parent = get_holder(key)
     if parent is None:
         entry: Entry | None = read_entry(current_store(), key)
         if entry is None:
-            raise LoginRequired(f"the session {holder.entry.name!r} is renewed from its parent session, which is "
-                                "no longer in the cache (logged out?): log in again, then call exchange(...)")
+            raise LoginRequired(
+                f"the session {holder.entry.name!r} is renewed from its parent session, which is "
+                "no longer in the cache (logged out?): log in again, then call exchange(...)"
+            )
         parent = put_holder(Holder(entry, holder.provider))
     if parent.logged_out:
-        raise LoginRequired(f"the parent of {holder.entry.name!r} ({parent.entry.name!r}) was logged out: log in "
-                            "again, then call exchange(...)")
+        raise LoginRequired(
+            f"the parent of {holder.entry.name!r} ({parent.entry.name!r}) was logged out: log in "
+            "again, then call exchange(...)"
+        )
     return parent
 
 

@@ -55,10 +55,18 @@ class Fix(Record):
     token_body: BodyHook | None
     device_body: BodyHook | None
 
-    def __init__(self, name: str, *, before_auth: RequestHook | None = None, after_auth: RequestHook | None = None,
-                 token_body: BodyHook | None = None, device_body: BodyHook | None = None) -> None:
-        self._set(name=name, before_auth=before_auth, after_auth=after_auth, token_body=token_body,
-                  device_body=device_body)
+    def __init__(
+        self,
+        name: str,
+        *,
+        before_auth: RequestHook | None = None,
+        after_auth: RequestHook | None = None,
+        token_body: BodyHook | None = None,
+        device_body: BodyHook | None = None,
+    ) -> None:
+        self._set(
+            name=name, before_auth=before_auth, after_auth=after_auth, token_body=token_body, device_body=device_body
+        )
 
 
 def _fusio_password_login(exchange: Exchange, request: TokenRequest, out: Outgoing) -> None:

@@ -76,7 +76,8 @@ class BearerMiddleware:
             raise ConfigurationError(
                 f"the session {session.name!r} holds a DPoP-bound token (RFC 9449): only nbauth's own requests can "
                 "sign its proofs, so fsspec, pandas and DuckDB cannot use it. Log in without dpop=True for data "
-                "reads, or read through session.get(...)")
+                "reads, or read through session.get(...)"
+            )
         self.session = session
         self.prefixes = prefixes
         self.number = next(_ids)
@@ -159,8 +160,13 @@ class BearerMiddleware:
             return AuthError(
                 f"{url} refused the session {name!r}'s token ({response.status}, insufficient scope or no "
                 "access): log in with the scope / resource this data needs, or ask for access",
-                url=url, status=response.status)
+                url=url,
+                status=response.status,
+            )
         return AuthError(
             f"{url} refused the session {name!r}'s token twice (401), also a token renewed just now: the token "
             "is not for this server (check the login's resource / audience) or the server does not trust the "
-            "issuer", url=url, status=401)
+            "issuer",
+            url=url,
+            status=401,
+        )

@@ -39,10 +39,20 @@ __all__ = [
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 #: Parameter names whose values are secret in any grant (used to redact Custom grants).
 SECRET_PARAMS = frozenset(
-    {"password", "client_secret", "refresh_token", "code", "code_verifier", "device_code",
-     "assertion", "client_assertion", "token", "subject_token", "actor_token"}
+    {
+        "password",
+        "client_secret",
+        "refresh_token",
+        "code",
+        "code_verifier",
+        "device_code",
+        "assertion",
+        "client_assertion",
+        "token",
+        "subject_token",
+        "actor_token",
+    }
 )
-
 
 
 class TokenRequest(Record):
@@ -63,13 +73,28 @@ class TokenRequest(Record):
     scope: tuple[str, ...]
     secrets: tuple[str, ...]
 
-    def __init__(self, params: Mapping[str, str], endpoint: str | None = None, user_grant: bool = True,
-                 client_id: str | None = None, client_secret: str | None = None, username: str | None = None,
-                 scope: tuple[str, ...] = (), secrets: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        params: Mapping[str, str],
+        endpoint: str | None = None,
+        user_grant: bool = True,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        username: str | None = None,
+        scope: tuple[str, ...] = (),
+        secrets: tuple[str, ...] = (),
+    ) -> None:
         shown = {k: (secret(v) or v if k in SECRET_PARAMS else v) for k, v in params.items()}
-        self._set(params=shown, endpoint=endpoint, user_grant=user_grant, client_id=client_id,
-                  client_secret=secret(client_secret), username=username, scope=tuple(scope),
-                  secrets=tuple(secrets))
+        self._set(
+            params=shown,
+            endpoint=endpoint,
+            user_grant=user_grant,
+            client_id=client_id,
+            client_secret=secret(client_secret),
+            username=username,
+            scope=tuple(scope),
+            secrets=tuple(secrets),
+        )
 
     def __repr__(self) -> str:
         shown = {k: ("***" if k in SECRET_PARAMS else v) for k, v in self.params.items()}
@@ -81,8 +106,16 @@ class TokenRequest(Record):
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle without secrets: no secret body field, client secret or redaction list (they never travel)."""
         params = {k: v for k, v in self.params.items() if k not in SECRET_PARAMS}
-        return TokenRequest, (params, self.endpoint, self.user_grant, self.client_id, None, self.username,
-                              self.scope, ())
+        return TokenRequest, (
+            params,
+            self.endpoint,
+            self.user_grant,
+            self.client_id,
+            None,
+            self.username,
+            self.scope,
+            (),
+        )
 
 
 def _with_scope(params: dict[str, str], scope: Scope, separator: str) -> dict[str, str]:
@@ -110,8 +143,12 @@ class ClientCredentials(Record):
     def request(self, separator: str = " ") -> TokenRequest:
         params = _with_scope({"grant_type": "client_credentials"}, self.scope, separator)
         return TokenRequest(
-            params, user_grant=False, client_id=self.client_id, client_secret=self.client_secret,
-            scope=scope_items(self.scope), secrets=tuple(s for s in (self.client_secret,) if s),
+            params,
+            user_grant=False,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            scope=scope_items(self.scope),
+            secrets=tuple(s for s in (self.client_secret,) if s),
         )
 
 
@@ -130,10 +167,10 @@ class Password(Record):
     def request(self, separator: str = " ") -> TokenRequest:
         params = _with_scope(
             {"grant_type": "password", "username": self.username, "password": self.password},
-            self.scope, separator,
+            self.scope,
+            separator,
         )
-        return TokenRequest(params, username=self.username, scope=scope_items(self.scope),
-                            secrets=(self.password,))
+        return TokenRequest(params, username=self.username, scope=scope_items(self.scope), secrets=(self.password,))
 
 
 class AuthorizationCode(Record):
@@ -186,8 +223,9 @@ class DeviceCode(Record):
         self._set(device_code=device_code)
 
     def request(self, separator: str = " ") -> TokenRequest:
-        return TokenRequest({"grant_type": DEVICE_CODE_GRANT, "device_code": self.device_code},
-                            secrets=(self.device_code,))
+        return TokenRequest(
+            {"grant_type": DEVICE_CODE_GRANT, "device_code": self.device_code}, secrets=(self.device_code,)
+        )
 
 
 class Custom(Record):
@@ -220,9 +258,14 @@ class Custom(Record):
         params = {str(k): str(v) for k, v in self.params.items() if v is not None}
         user = params.get("grant_type") != "client_credentials"
         hidden = tuple(v for k, v in params.items() if k in SECRET_PARAMS and v)
-        return TokenRequest(params, endpoint=self.endpoint, user_grant=user,
-                            username=params.get("username"), scope=scope_items(params.get("scope")),
-                            secrets=hidden)
+        return TokenRequest(
+            params,
+            endpoint=self.endpoint,
+            user_grant=user,
+            username=params.get("username"),
+            scope=scope_items(params.get("scope")),
+            secrets=hidden,
+        )
 
 
 Grant = ClientCredentials | Password | AuthorizationCode | RefreshToken | DeviceCode | Custom
@@ -297,8 +340,9 @@ def parse_authorization_response(
     _check_state_and_error(params, state)
     iss = params.get("iss")
     if issuer is not None and (iss is not None or require_iss) and iss != issuer:
-        raise VerificationError("the redirect names another provider (iss) than this one: possible mix-up "
-                                "attack; start the login again")
+        raise VerificationError(
+            "the redirect names another provider (iss) than this one: possible mix-up attack; start the login again"
+        )
     code = params.get("code")
     if not code:
         raise VerificationError("the redirect URL carries no authorization code")

@@ -33,8 +33,16 @@ from ._record import Record
 from ._registry import Holder
 from ._tokens import Token
 
-__all__ = ["Detached", "SessionHandle", "handle_of", "mark_shared", "on_dask_worker", "placeholder_holder",
-           "shared_with", "unmark_shared"]
+__all__ = [
+    "Detached",
+    "SessionHandle",
+    "handle_of",
+    "mark_shared",
+    "on_dask_worker",
+    "placeholder_holder",
+    "shared_with",
+    "unmark_shared",
+]
 
 _shared: dict[CacheKey, dict[str, str]] = {}  # key -> {dask client id: label shown by nbauth.sessions()}
 _shared_lock = threading.Lock()
@@ -46,8 +54,20 @@ class SessionHandle(Record):
     ``provider`` is the session's Provider object: it pickles to its public configuration only.
     """
 
-    __slots__ = ("channel", "client_id", "issuer", "login", "name", "owner_client", "owner_host", "owner_pid",
-                 "provider", "scope", "user", "username")
+    __slots__ = (
+        "channel",
+        "client_id",
+        "issuer",
+        "login",
+        "name",
+        "owner_client",
+        "owner_host",
+        "owner_pid",
+        "provider",
+        "scope",
+        "user",
+        "username",
+    )
     channel: str | None
     client_id: str
     issuer: str
@@ -61,12 +81,35 @@ class SessionHandle(Record):
     user: str
     username: str | None
 
-    def __init__(self, channel: str | None, client_id: str, issuer: str, login: str, name: str,
-                 owner_client: str | None, owner_host: str, owner_pid: int, provider: Any, scope: str,
-                 user: str, username: str | None) -> None:
-        self._set(channel=channel, client_id=client_id, issuer=issuer, login=login, name=name,
-                  owner_client=owner_client, owner_host=owner_host, owner_pid=owner_pid, provider=provider,
-                  scope=scope, user=user, username=username)
+    def __init__(
+        self,
+        channel: str | None,
+        client_id: str,
+        issuer: str,
+        login: str,
+        name: str,
+        owner_client: str | None,
+        owner_host: str,
+        owner_pid: int,
+        provider: Any,
+        scope: str,
+        user: str,
+        username: str | None,
+    ) -> None:
+        self._set(
+            channel=channel,
+            client_id=client_id,
+            issuer=issuer,
+            login=login,
+            name=name,
+            owner_client=owner_client,
+            owner_host=owner_host,
+            owner_pid=owner_pid,
+            provider=provider,
+            scope=scope,
+            user=user,
+            username=username,
+        )
 
     @property
     def key(self) -> CacheKey:
@@ -83,12 +126,25 @@ class SessionHandle(Record):
         return getattr(self.provider, "refresh_leeway", None)
 
 
-def handle_of(entry: Entry, provider: Any, channel: str | None = None,
-              owner_client: str | None = None) -> SessionHandle:
+def handle_of(
+    entry: Entry, provider: Any, channel: str | None = None, owner_client: str | None = None
+) -> SessionHandle:
     """The public facts of a live session's entry (the provider pickles without its secret)."""
     key = entry.key
-    return SessionHandle(channel, key.client_id, key.issuer, entry.login, entry.name, owner_client,
-                         socket.gethostname(), os.getpid(), provider, key.scope, key.user, entry.username)
+    return SessionHandle(
+        channel,
+        key.client_id,
+        key.issuer,
+        entry.login,
+        entry.name,
+        owner_client,
+        socket.gethostname(),
+        os.getpid(),
+        provider,
+        key.scope,
+        key.user,
+        entry.username,
+    )
 
 
 def placeholder_holder(handle: SessionHandle, token: Token) -> Holder:

@@ -35,8 +35,7 @@ from ._tokens import Token, TokenState
 if TYPE_CHECKING:
     from ._providers import Provider
 
-__all__ = ["LOGIN", "MIN_INTERVAL", "HubConfig", "fetched", "hub_config", "hub_status", "hub_token",
-           "renew_from_hub"]
+__all__ = ["LOGIN", "MIN_INTERVAL", "HubConfig", "fetched", "hub_config", "hub_status", "hub_token", "renew_from_hub"]
 
 LOGIN = "jupyterhub"
 #: The least time between two auth_state reads for one session (seconds).
@@ -71,19 +70,24 @@ def hub_config(environ: Mapping[str, str] | None = None) -> HubConfig | None:
 
 def _fetch_auth_state(provider: Provider, hub: HubConfig) -> dict[str, Any]:
     """The user's auth_state; LoginRequired when the hub keeps none or does not let us read it."""
-    reply = provider.transport.request("GET", hub.user_url, headers={
-        "Accept": "application/json", "Authorization": f"token {hub.api_token}"})
+    reply = provider.transport.request(
+        "GET", hub.user_url, headers={"Accept": "application/json", "Authorization": f"token {hub.api_token}"}
+    )
     if reply.status in (401, 403):
-        raise LoginRequired(f"the hub refused to show {hub.user}'s auth_state (HTTP {reply.status}): the server's "
-                            "token needs the admin:auth_state!user scope (a role in the hub's config)")
+        raise LoginRequired(
+            f"the hub refused to show {hub.user}'s auth_state (HTTP {reply.status}): the server's "
+            "token needs the admin:auth_state!user scope (a role in the hub's config)"
+        )
     if reply.status != 200:
         raise ProviderError(f"{reply.where} answered HTTP {reply.status}", url=reply.url, status=reply.status)
     body = reply.json()
     state = body.get("auth_state") if isinstance(body, dict) else None
     if not isinstance(state, dict) or not isinstance(state.get("access_token"), str):
-        raise LoginRequired(f"the hub keeps no tokens for {hub.user} (auth_state is empty): the hub needs an "
-                            "OAuthenticator with enable_auth_state=True and JUPYTERHUB_CRYPT_KEY, and the server's "
-                            "token the admin:auth_state!user scope")
+        raise LoginRequired(
+            f"the hub keeps no tokens for {hub.user} (auth_state is empty): the hub needs an "
+            "OAuthenticator with enable_auth_state=True and JUPYTERHUB_CRYPT_KEY, and the server's "
+            "token the admin:auth_state!user scope"
+        )
     return state
 
 
@@ -107,10 +111,19 @@ def verified_issuer(provider: Provider, id_token: str) -> dict[str, Any]:
         raise VerificationError("no key of the provider's JWKS signed the hub's id_token: another issuer?")
     jwk, alg = chosen
     try:
-        claims: dict[str, Any] = jwt.decode(id_token, key=jwt.PyJWK.from_dict(jwk, algorithm=alg).key,
-                                            algorithms=[alg], issuer=provider.issuer,
-                                            options={"verify_aud": False, "verify_exp": False, "verify_iat": False,
-                                                     "verify_nbf": False, "require": ["iss"]})
+        claims: dict[str, Any] = jwt.decode(
+            id_token,
+            key=jwt.PyJWK.from_dict(jwk, algorithm=alg).key,
+            algorithms=[alg],
+            issuer=provider.issuer,
+            options={
+                "verify_aud": False,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "require": ["iss"],
+            },
+        )
     except jwt.InvalidIssuerError:
         raise VerificationError("the hub's id_token was issued by another issuer (iss)") from None
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
@@ -121,8 +134,10 @@ def verified_issuer(provider: Provider, id_token: str) -> dict[str, Any]:
 def _token(provider: Provider, state: Mapping[str, Any], fetched_at: float) -> Token:
     id_token = state.get("id_token")
     if not isinstance(id_token, str) or not id_token:
-        raise LoginRequired("the hub's auth_state has no id_token, so its issuer cannot be verified: nbauth does "
-                            "not use it (the hub's authenticator must request the openid scope)")
+        raise LoginRequired(
+            "the hub's auth_state has no id_token, so its issuer cannot be verified: nbauth does "
+            "not use it (the hub's authenticator must request the openid scope)"
+        )
     claims = verified_issuer(provider, id_token)
     access = str(state["access_token"])
     response = state.get("token_response") if isinstance(state.get("token_response"), dict) else {}
@@ -139,8 +154,15 @@ def _token(provider: Provider, state: Mapping[str, Any], fetched_at: float) -> T
     if token_type.lower() != "bearer":
         raise LoginRequired(f"the hub's token is a {token_type[:20]} token, which this kernel cannot use")
     scope = state.get("scope") if state.get("scope") is not None else response.get("scope")
-    return Token(access_token=access, refresh_token=None, id_token=id_token, scope=parse_scope(scope),
-                 expires_at=expires_at, issued_at=fetched_at, claims=claims)
+    return Token(
+        access_token=access,
+        refresh_token=None,
+        id_token=id_token,
+        scope=parse_scope(scope),
+        expires_at=expires_at,
+        issued_at=fetched_at,
+        claims=claims,
+    )
 
 
 def hub_token(provider: Provider, hub: HubConfig) -> Token:
@@ -159,8 +181,10 @@ def renew_from_hub(holder: Holder) -> Token:
     hub = hub_config()
     name = holder.entry.name
     if hub is None:
-        raise LoginRequired(f"the session {name!r} came from JupyterHub, and this process is not on the hub "
-                            "(no JUPYTERHUB_API_TOKEN): log in another way")
+        raise LoginRequired(
+            f"the session {name!r} came from JupyterHub, and this process is not on the hub "
+            "(no JUPYTERHUB_API_TOKEN): log in another way"
+        )
     with _fetch_lock:
         wait = _last_fetch.get(holder.key.digest, -MIN_INTERVAL) + MIN_INTERVAL - _clock.monotonic()
     if wait > 0:
@@ -173,9 +197,11 @@ def renew_from_hub(holder: Holder) -> Token:
     if token.access_token == old.access_token:  # the same token: its expiry has not moved (expires_in is stale)
         token = token.replace(expires_at=old.expires_at, issued_at=old.issued_at)
     if token.state(0) is TokenState.EXPIRED:
-        raise LoginRequired(f"the hub still holds an expired access token for {hub.user} ({name!r}): it refreshes "
-                            "it only after its auth_refresh_age, or when you log in to the hub again. Reload the "
-                            "hub page (or log out and in), then run the cell again")
+        raise LoginRequired(
+            f"the hub still holds an expired access token for {hub.user} ({name!r}): it refreshes "
+            "it only after its auth_refresh_age, or when you log in to the hub again. Reload the "
+            "hub page (or log out and in), then run the cell again"
+        )
     return token
 
 

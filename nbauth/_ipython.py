@@ -57,8 +57,13 @@ def user_traceback(tb: types.TracebackType | None) -> types.TracebackType | None
     return new
 
 
-def _handler(shell: Any, etype: type[BaseException], value: BaseException, tb: types.TracebackType | None,
-             tb_offset: int | None = None) -> None:
+def _handler(
+    shell: Any,
+    etype: type[BaseException],
+    value: BaseException,
+    tb: types.TracebackType | None,
+    tb_offset: int | None = None,
+) -> None:
     """IPython custom exception handler: show the traceback of the user's frames only (IPython's renderer)."""
     if os.environ.get("NBAUTH_TRACEBACK", "").strip().lower() == "full":
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)

@@ -139,8 +139,9 @@ def verify_id_token(
     return claims
 
 
-def _check_claims(claims: Mapping[str, Any], *, client_id: str, nonce: str | None, expected_sub: str | None,
-                  now: float, leeway: float) -> None:
+def _check_claims(
+    claims: Mapping[str, Any], *, client_id: str, nonce: str | None, expected_sub: str | None, now: float, leeway: float
+) -> None:
     """The checks pyjwt does not make: ``azp``, ``nonce``, a stable ``sub``, ``iat`` (OIDC Core §3.1.3.7, §12.2)."""
     aud = claims.get("aud")
     if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != client_id:

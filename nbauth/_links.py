@@ -16,8 +16,7 @@ from typing import Any
 from ._errors import AuthError
 from ._providers import Provider
 
-__all__ = ["FEDERATED_TOKEN_TYPE", "chain_links", "environment_link", "federated_link", "federated_login",
-           "hub_link"]
+__all__ = ["FEDERATED_TOKEN_TYPE", "chain_links", "environment_link", "federated_link", "federated_login", "hub_link"]
 
 FEDERATED_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 
@@ -72,5 +71,6 @@ def federated_login(provider: Provider, env: Mapping[str, str] | None = None) ->
 
     subject = Path(env["NBAUTH_FEDERATED_TOKEN_FILE"]).read_text(encoding="ascii", errors="replace").strip()
     resource = provider.resource[0] if provider.resource else None
-    return provider.get_token(TokenExchange(subject, FEDERATED_TOKEN_TYPE, scope=provider.scope, resource=resource),
-                              force=True)
+    return provider.get_token(
+        TokenExchange(subject, FEDERATED_TOKEN_TYPE, scope=provider.scope, resource=resource), force=True
+    )

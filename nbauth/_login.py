@@ -76,8 +76,9 @@ def _user_of(token: Token, intent: Intent) -> str:
 
 def record(provider: Any, intent: Intent, token: Token) -> Session:
     """Step 3: store a fresh login under its key as one cache event and return its Session."""
-    key = CacheKey.make(provider.issuer_key, intent.client_id or provider.client_id, _user_of(token, intent),
-                        intent.scope)
+    key = CacheKey.make(
+        provider.issuer_key, intent.client_id or provider.client_id, _user_of(token, intent), intent.scope
+    )
     entry = Entry(key, provider.name, provider.config(), token, intent.kind, intent.username or token.user)
     holder = put_holder(Holder(entry, provider, intent.secret, intent.proof))
     store = current_store()
@@ -117,8 +118,13 @@ def grant_login(provider: Any, request: TokenRequest, *, force: bool) -> Session
     return login(provider, intent, lambda: provider.fetch_token(request, retry_unavailable=True), force=force)
 
 
-def device_login(provider: Any, scope: Scope, *, on_prompt: Callable[[DevicePrompt], None],
-                 cancelled: Callable[[], bool] | None = None) -> Session:
+def device_login(
+    provider: Any,
+    scope: Scope,
+    *,
+    on_prompt: Callable[[DevicePrompt], None],
+    cancelled: Callable[[], bool] | None = None,
+) -> Session:
     """Steps 2-3 of a device login (RFC 8628): the driver polls, the ui shows the prompt."""
     requested = scope if scope is not None else provider.scope
     token = _drivers.run_device_flow(provider, requested, on_prompt=on_prompt, cancelled=cancelled)
@@ -151,7 +157,10 @@ def interactive(kind: str, provider: Any, scope: Scope, *, force: bool, options:
     if not force:
         reused = reusable(_drivers.LOGIN_KIND[kind], provider, scope, options.get("username"))
         if reused is not None:
-            print(f"Using the cached session {reused.id} ({reused.user or 'no user name'}, "
-                  f"{reused.expiry_text()}); force=True logs in anew", flush=True)
+            print(
+                f"Using the cached session {reused.id} ({reused.user or 'no user name'}, "
+                f"{reused.expiry_text()}); force=True logs in anew",
+                flush=True,
+            )
             return reused
     return ui.interactive(kind, provider, scope=scope, **options)

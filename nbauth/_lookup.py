@@ -33,8 +33,11 @@ def _provider_for(entry: Entry) -> Provider:
     live = live_provider(entry.key.issuer, entry.provider.get("client_id"), entry.provider)
     if live is not None:
         return live
-    secret = secret_for(entry.provider.get("client_id"), entry.key.issuer) if entry.provider.get(
-        "has_client_secret") else None
+    secret = (
+        secret_for(entry.provider.get("client_id"), entry.key.issuer)
+        if entry.provider.get("has_client_secret")
+        else None
+    )
     return Provider.from_config(entry.provider, client_secret=secret)
 
 
@@ -77,24 +80,37 @@ def session(name: str | None = None) -> Session:
     login. Raises :class:`ConfigurationError` when several sessions answer to the name and
     :class:`LoginRequired` when there is none to use.
     """
-    found = [(e, h) for e, h in _candidates(name) if alive(e, h, h.provider if h else None) or e.token.refreshable
-             or e.login == "client_credentials"]
+    found = [
+        (e, h)
+        for e, h in _candidates(name)
+        if alive(e, h, h.provider if h else None) or e.token.refreshable or e.login == "client_credentials"
+    ]
     if name is not None and len(found) > 1:
         listed = "; ".join(_describe(e) for e, _ in found)
-        raise ConfigurationError(f"{len(found)} sessions are named {name!r}: {listed}. Pass the id of the one "
-                                 "you mean, e.g. nbauth.session(" + repr(f"{found[0][0].name}#{found[0][0].key.short}")
-                                 + ")")
+        raise ConfigurationError(
+            f"{len(found)} sessions are named {name!r}: {listed}. Pass the id of the one "
+            "you mean, e.g. nbauth.session(" + repr(f"{found[0][0].name}#{found[0][0].key.short}") + ")"
+        )
     for entry, holder in found:
         if holder is not None:
             return session_of(holder)
         restored = restore(entry)
         if alive(entry, None, restored.provider):
             return restored
-    known = ", ".join(sorted({f"{e.name}#{e.key.short}" for e in load_entries()} |
-                             {f"{h.entry.name}#{h.key.short}" for h in holders()})) or "none"
+    known = (
+        ", ".join(
+            sorted(
+                {f"{e.name}#{e.key.short}" for e in load_entries()}
+                | {f"{h.entry.name}#{h.key.short}" for h in holders()}
+            )
+        )
+        or "none"
+    )
     what = f"no usable session named {name!r}" if name else "no usable session"
-    raise LoginRequired(f"{what} in this kernel or the cache (known: {known}): log in first, e.g. "
-                        "provider.device_login() or nbauth.login(profile)")
+    raise LoginRequired(
+        f"{what} in this kernel or the cache (known: {known}): log in first, e.g. "
+        "provider.device_login() or nbauth.login(profile)"
+    )
 
 
 class SessionTable(list[dict[str, Any]]):
@@ -112,9 +128,17 @@ class SessionTable(list[dict[str, Any]]):
                 expires = "expired"
             else:
                 expires = f"in {duration(expires_at - now)}"
-            yield [str(row["id"]), str(row["user"] or ""), str(row["issuer"]), str(row["client_id"]),
-                   str(row["scope"]), expires, "yes" if row["refreshable"] else "no", str(row["where"]),
-                   ", ".join(row.get("shared", ())) or "-"]
+            yield [
+                str(row["id"]),
+                str(row["user"] or ""),
+                str(row["issuer"]),
+                str(row["client_id"]),
+                str(row["scope"]),
+                expires,
+                "yes" if row["refreshable"] else "no",
+                str(row["where"]),
+                ", ".join(row.get("shared", ())) or "-",
+            ]
 
     def __str__(self) -> str:
         rows = [list(self.COLUMNS), *self._cells()]
@@ -135,8 +159,9 @@ class SessionTable(list[dict[str, Any]]):
 
         cell = 'style="text-align:left; white-space:nowrap"'
         head = "".join(f"<th {cell}>{html.escape(c)}</th>" for c in self.COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td {cell}>{html.escape(c)}</td>" for c in cells) + "</tr>"
-                       for cells in self._cells())
+        body = "".join(
+            "<tr>" + "".join(f"<td {cell}>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in self._cells()
+        )
         return f'<table class="nbauth-sessions"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -147,13 +172,20 @@ def sessions() -> SessionTable:
 
     def add(entry: Entry, where: str) -> None:
         seen.add(entry.key)
-        table.append({
-            "id": f"{entry.name}#{entry.key.short}", "name": entry.name,
-            "user": entry.token.user or entry.username, "issuer": entry.key.issuer,
-            "client_id": entry.key.client_id, "scope": " ".join(entry.token.scope) or entry.key.scope,
-            "expires_at": entry.token.expires_at, "refreshable": entry.token.refreshable, "where": where,
-            "shared": shared_with(entry.key),  # the dask clusters it is shared with (nbauth.dask)
-        })
+        table.append(
+            {
+                "id": f"{entry.name}#{entry.key.short}",
+                "name": entry.name,
+                "user": entry.token.user or entry.username,
+                "issuer": entry.key.issuer,
+                "client_id": entry.key.client_id,
+                "scope": " ".join(entry.token.scope) or entry.key.scope,
+                "expires_at": entry.token.expires_at,
+                "refreshable": entry.token.refreshable,
+                "where": where,
+                "shared": shared_with(entry.key),  # the dask clusters it is shared with (nbauth.dask)
+            }
+        )
 
     for holder in holders():
         if not holder.logged_out:

@@ -130,12 +130,15 @@ class LoopbackListener:
             except OSError:
                 continue
         else:
-            raise PortInUse(f"the redirect port {', '.join(map(str, ports))} is in use by another program: close "
-                            "it, or pass port=0 (any free port) if the provider allows any loopback port")
+            raise PortInUse(
+                f"the redirect port {', '.join(map(str, ports))} is in use by another program: close "
+                "it, or pass port=0 (any free port) if the provider allows any loopback port"
+            )
         self.port = self._server.server_address[1]
         self.redirect_uri = f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                         name="nbauth-loopback", daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="nbauth-loopback", daemon=True
+        ).start()
         return self.redirect_uri
 
     def wait(self, deadline: float, cancelled: Callable[[], bool] | None = None) -> dict[str, str]:
@@ -163,16 +166,24 @@ class LoopbackListener:
         elif parts.path != CALLBACK_PATH:
             self._answer(request, 404, "Not found", "This address is not part of the sign-in.")
         elif not secrets.compare_digest(params.get("state", "").encode(), self._state.encode()):
-            self._answer(request, 400, "Sign-in link out of date",
-                         "This answer belongs to another sign-in attempt. Go back to your notebook and use the "
-                         "link it shows now.")
+            self._answer(
+                request,
+                400,
+                "Sign-in link out of date",
+                "This answer belongs to another sign-in attempt. Go back to your notebook and use the "
+                "link it shows now.",
+            )
         elif self.done.is_set():
             self._answer(request, 409, "Already signed in", "This sign-in was completed already.")
         else:
             self.done.set()  # the first valid callback wins; no connection is accepted after it
             if "error" in params:
-                self._answer(request, 200, "Sign-in not completed",
-                             "The provider did not sign you in. Go back to your notebook to see why.")
+                self._answer(
+                    request,
+                    200,
+                    "Sign-in not completed",
+                    "The provider did not sign you in. Go back to your notebook to see why.",
+                )
             else:
                 self._answer(request, 200, "Signed in", "You can close this tab and go back to your notebook.")
             self.redirects.put(f"http://127.0.0.1:{self.port}{request.path}")

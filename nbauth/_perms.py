@@ -31,8 +31,10 @@ def refuse_unsafe_config(path: Path, st: os.stat_result) -> None:
         if info.st_uid not in (uid, 0):
             raise ConfigurationError(
                 f"refusing the profile file {path}: {where} belongs to another user (uid {info.st_uid}), who "
-                f"could point your logins elsewhere; copy it to a file of your own, or run `chown {uid} {where}`")
+                f"could point your logins elsewhere; copy it to a file of your own, or run `chown {uid} {where}`"
+            )
         if stat.S_IMODE(info.st_mode) & 0o022 and not sticky_dir:
             raise ConfigurationError(
                 f"refusing the profile file {path}: {where} is writable by other users (mode "
-                f"{stat.S_IMODE(info.st_mode):o}); run `chmod go-w {where}`")
+                f"{stat.S_IMODE(info.st_mode):o}); run `chmod go-w {where}`"
+            )

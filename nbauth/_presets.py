@@ -16,6 +16,7 @@ from ._transport import require_secure
 
 __all__ = ["Fusio", "IdentityServer", "Keycloak", "SimpleIdServer"]
 
+
 def _base(url: str) -> str:
     require_secure(url, "server URL")
     return url.rstrip("/")
@@ -40,10 +41,16 @@ class Keycloak(Provider):
         issuer = f"{_base(server_url)}/realms/{urllib.parse.quote(realm)}"
         oidc = f"{issuer}/protocol/openid-connect"
         derived = {
-            "token_url": f"{oidc}/token", "authorization_url": f"{oidc}/auth",
-            "device_authorization_url": f"{oidc}/auth/device", "userinfo_url": f"{oidc}/userinfo",
-            "revocation_url": f"{oidc}/revoke", "introspection_url": f"{oidc}/token/introspect",
-            "jwks_url": f"{oidc}/certs", "end_session_url": f"{oidc}/logout", "issuer": issuer, "name": realm,
+            "token_url": f"{oidc}/token",
+            "authorization_url": f"{oidc}/auth",
+            "device_authorization_url": f"{oidc}/auth/device",
+            "userinfo_url": f"{oidc}/userinfo",
+            "revocation_url": f"{oidc}/revoke",
+            "introspection_url": f"{oidc}/token/introspect",
+            "jwks_url": f"{oidc}/certs",
+            "end_session_url": f"{oidc}/logout",
+            "issuer": issuer,
+            "name": realm,
         }
         self.realm = realm
         super().__init__(**_with_defaults(derived, kwargs))
@@ -55,12 +62,15 @@ class IdentityServer(Provider):
     def __init__(self, base_url: str, **kwargs: Any) -> None:
         base = _base(base_url)
         derived = {
-            "token_url": f"{base}/connect/token", "authorization_url": f"{base}/connect/authorize",
+            "token_url": f"{base}/connect/token",
+            "authorization_url": f"{base}/connect/authorize",
             "device_authorization_url": f"{base}/connect/deviceauthorization",
-            "userinfo_url": f"{base}/connect/userinfo", "revocation_url": f"{base}/connect/revocation",
+            "userinfo_url": f"{base}/connect/userinfo",
+            "revocation_url": f"{base}/connect/revocation",
             "introspection_url": f"{base}/connect/introspect",
             "jwks_url": f"{base}/.well-known/openid-configuration/jwks",
-            "end_session_url": f"{base}/connect/endsession", "issuer": base,
+            "end_session_url": f"{base}/connect/endsession",
+            "issuer": base,
         }
         super().__init__(**_with_defaults(derived, kwargs))
 
@@ -71,10 +81,15 @@ class SimpleIdServer(Provider):
     def __init__(self, base_url: str, realm: str = "master", **kwargs: Any) -> None:
         issuer = f"{_base(base_url)}/{urllib.parse.quote(realm)}" if realm else _base(base_url)
         derived = {
-            "token_url": f"{issuer}/token", "authorization_url": f"{issuer}/authorization",
-            "device_authorization_url": f"{issuer}/device_authorization", "userinfo_url": f"{issuer}/userinfo",
-            "revocation_url": f"{issuer}/token/revoke", "introspection_url": f"{issuer}/token_info",
-            "jwks_url": f"{issuer}/jwks", "end_session_url": f"{issuer}/end_session", "issuer": issuer,
+            "token_url": f"{issuer}/token",
+            "authorization_url": f"{issuer}/authorization",
+            "device_authorization_url": f"{issuer}/device_authorization",
+            "userinfo_url": f"{issuer}/userinfo",
+            "revocation_url": f"{issuer}/token/revoke",
+            "introspection_url": f"{issuer}/token_info",
+            "jwks_url": f"{issuer}/jwks",
+            "end_session_url": f"{issuer}/end_session",
+            "issuer": issuer,
         }
         self.realm = realm
         super().__init__(**_with_defaults(derived, kwargs))
@@ -90,8 +105,10 @@ class Fusio(Provider):
     def __init__(self, base_url: str, **kwargs: Any) -> None:
         base = _base(base_url)
         derived = {
-            "token_url": f"{base}/authorization/token", "authorization_url": f"{base}/authorization/authorize",
-            "revocation_url": f"{base}/authorization/revoke", "password_login_url": f"{base}/consumer/login",
+            "token_url": f"{base}/authorization/token",
+            "authorization_url": f"{base}/authorization/authorize",
+            "revocation_url": f"{base}/authorization/revoke",
+            "password_login_url": f"{base}/consumer/login",
             "scope_separator": ",",
         }
         super().__init__(**_with_defaults(derived, kwargs))

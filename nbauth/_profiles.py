@@ -36,8 +36,20 @@ from ._providers import Provider
 from ._session import Session
 from ._settings import ENDPOINTS
 
-__all__ = ["FLOWS", "PRESETS", "Profile", "config_path", "get_profile", "has_frontend", "keyring_username",
-           "load_profiles", "login", "provider_for", "read_keyring", "run_flow"]
+__all__ = [
+    "FLOWS",
+    "PRESETS",
+    "Profile",
+    "config_path",
+    "get_profile",
+    "has_frontend",
+    "keyring_username",
+    "load_profiles",
+    "login",
+    "provider_for",
+    "read_keyring",
+    "run_flow",
+]
 
 FLOWS = ("device", "password", "browser", "client_credentials")
 #: preset -> (required location keys, optional location keys)
@@ -51,11 +63,25 @@ PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 _LOCATION_KEYS = ("server_url", "base_url", "realm", "issuer")
 #: profile keys handed to the Provider as they are
-_PROVIDER_KEYS = frozenset({*ENDPOINTS, "client_auth", "request_format", "scope_separator",
-                            "client_token_for_user_grants", "verify", "timeout", "refresh_leeway", "proxies",
-                            "private_key", "dpop", "resource"})  # the last three: issue 14
-_KEYS = frozenset({*_PROVIDER_KEYS, *_LOCATION_KEYS, "preset", "client_id", "client_secret", "flow", "username",
-                   "scope"})
+_PROVIDER_KEYS = frozenset(
+    {
+        *ENDPOINTS,
+        "client_auth",
+        "request_format",
+        "scope_separator",
+        "client_token_for_user_grants",
+        "verify",
+        "timeout",
+        "refresh_leeway",
+        "proxies",
+        "private_key",
+        "dpop",
+        "resource",
+    }
+)  # the last three: issue 14
+_KEYS = frozenset(
+    {*_PROVIDER_KEYS, *_LOCATION_KEYS, "preset", "client_id", "client_secret", "flow", "username", "scope"}
+)
 
 
 def config_path() -> Path:
@@ -91,16 +117,20 @@ class Profile:
 
     __slots__ = ("name", "path", "private", "settings")
 
-    def __init__(self, name: str, settings: Mapping[str, Any], path: Path | None = None,
-                 private: bool = True) -> None:
+    def __init__(self, name: str, settings: Mapping[str, Any], path: Path | None = None, private: bool = True) -> None:
         self.name = name
         self.settings = settings
         self.path = path
         self.private = private
 
     def replace(self, **changes: Any) -> Profile:
-        values: dict[str, Any] = {"name": self.name, "settings": self.settings, "path": self.path,
-                                  "private": self.private, **changes}
+        values: dict[str, Any] = {
+            "name": self.name,
+            "settings": self.settings,
+            "path": self.path,
+            "private": self.private,
+            **changes,
+        }
         return Profile(**values)
 
     def __repr__(self) -> str:
@@ -148,11 +178,22 @@ class Profile:
 
     def describe(self) -> dict[str, Any]:
         """Safe summary for listings (never the secret)."""
-        where = self.settings.get("issuer") or self.settings.get("server_url") or self.settings.get(
-            "base_url") or self.settings.get("token_url")
-        return {"name": self.name, "preset": self.preset, "url": where, "realm": self.settings.get("realm"),
-                "client_id": self.client_id, "flow": self.flow, "scope": self.scope,
-                "has_client_secret": bool(self.settings.get("client_secret"))}
+        where = (
+            self.settings.get("issuer")
+            or self.settings.get("server_url")
+            or self.settings.get("base_url")
+            or self.settings.get("token_url")
+        )
+        return {
+            "name": self.name,
+            "preset": self.preset,
+            "url": where,
+            "realm": self.settings.get("realm"),
+            "client_id": self.client_id,
+            "flow": self.flow,
+            "scope": self.scope,
+            "has_client_secret": bool(self.settings.get("client_secret")),
+        }
 
     def provider(self, *, client_id: str | None = None, client_secret: str | None = None) -> Provider:
         """Build the provider (preset, discovery or plain OAuth 2.0), named after the profile.
@@ -192,11 +233,13 @@ def _check(name: str, raw: Any, where: str) -> dict[str, Any]:
 
             close = difflib.get_close_matches(key, sorted(_KEYS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigurationError(f"profile {name!r} in {where}: unknown key {key!r}{hint}; known keys: "
-                                     f"{', '.join(sorted(_KEYS))}")
+            raise ConfigurationError(
+                f"profile {name!r} in {where}: unknown key {key!r}{hint}; known keys: {', '.join(sorted(_KEYS))}"
+            )
         ok = {
             "scope": isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)),
-            "client_token_for_user_grants": isinstance(value, bool), "dpop": isinstance(value, bool),
+            "client_token_for_user_grants": isinstance(value, bool),
+            "dpop": isinstance(value, bool),
             "resource": isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)),
             "verify": isinstance(value, (bool, str)),
             "timeout": isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
@@ -207,17 +250,19 @@ def _check(name: str, raw: Any, where: str) -> dict[str, Any]:
             raise ConfigurationError(f"profile {name!r} in {where}: {key} has the wrong type ({value!r:.40})")
     preset = raw.get("preset") or ("oauth2" if "token_url" in raw else "discover")
     if preset not in PRESETS:
-        raise ConfigurationError(f"profile {name!r} in {where}: preset {preset!r} is not one of "
-                                 f"{', '.join(PRESETS)}")
+        raise ConfigurationError(f"profile {name!r} in {where}: preset {preset!r} is not one of {', '.join(PRESETS)}")
     required, optional = PRESETS[preset]
     for key in required:
         if not raw.get(key):
-            raise ConfigurationError(f"profile {name!r} in {where}: preset {preset!r} needs {key} "
-                                     f"(it takes {', '.join((*required, *optional))})")
+            raise ConfigurationError(
+                f"profile {name!r} in {where}: preset {preset!r} needs {key} "
+                f"(it takes {', '.join((*required, *optional))})"
+            )
     for key in _LOCATION_KEYS:
         if key in raw and key not in (*required, *optional):
-            raise ConfigurationError(f"profile {name!r} in {where}: preset {preset!r} takes "
-                                     f"{', '.join((*required, *optional))}, not {key}")
+            raise ConfigurationError(
+                f"profile {name!r} in {where}: preset {preset!r} takes {', '.join((*required, *optional))}, not {key}"
+            )
     flow = raw.get("flow")
     if flow is not None and flow not in FLOWS:
         raise ConfigurationError(f"profile {name!r} in {where}: flow {flow!r} is not one of {', '.join(FLOWS)}")
@@ -275,7 +320,7 @@ def get_profile(name: str | None = None, *, client_id: str | None = None) -> Pro
         what = f"no profile named {name!r}" if name else "no profile name given"
         raise ConfigurationError(
             f"{what} in {path}{exists}; known profiles: {known}. Add a table such as "
-            f'[{name or "analytics"}] with preset, server_url/base_url/issuer, client_id (see `nbauth --help` and '
+            f"[{name or 'analytics'}] with preset, server_url/base_url/issuer, client_id (see `nbauth --help` and "
             "the Profiles page of the docs), or point NBAUTH_CONFIG at another file"
         )
     profile.check_private()
@@ -328,8 +373,9 @@ def default_flow(provider: Provider) -> str:
     return "password"
 
 
-def run_flow(provider: Provider, flow: str, scope: Any, force: bool, profile: Profile, *,
-             username: str | None = None) -> Session:
+def run_flow(
+    provider: Provider, flow: str, scope: Any, force: bool, profile: Profile, *, username: str | None = None
+) -> Session:
     """Run one login flow with the provider's interactive entry points (widgets or text)."""
     if flow == "device":
         return provider.device_login(scope, force=force)
@@ -351,8 +397,15 @@ def _client_credentials(provider: Provider, scope: Any, force: bool, profile: Pr
     return provider.get_token_by_client_credentials(scope=scope, force=force)
 
 
-def login(name: str | None = None, *, force: bool = False, scope: str | list[str] | None = None,
-          flow: str | None = None, interactive: bool | None = None, client_id: str | None = None) -> Session:
+def login(
+    name: str | None = None,
+    *,
+    force: bool = False,
+    scope: str | list[str] | None = None,
+    flow: str | None = None,
+    interactive: bool | None = None,
+    client_id: str | None = None,
+) -> Session:
     """Log in with a named profile (or a bare issuer URL, by discovery) and return the Session.
 
     ``interactive=None`` means: prompt only when a notebook frontend is attached. Then the

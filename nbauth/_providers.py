@@ -72,8 +72,9 @@ class Provider(Exchange):
         return _unpickle_provider, (self.config(),)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], client_secret: str | None = None,
-                    private_key: Any = None) -> Provider:
+    def from_config(
+        cls, config: Mapping[str, Any], client_secret: str | None = None, private_key: Any = None
+    ) -> Provider:
         """Rebuild a provider from a cache entry's public config (the secret comes separately)."""
         kwargs = {k: v for k, v in config.items() if k != "has_client_secret"}
         provider = Provider(client_secret=client_secret, private_key=private_key, **kwargs)
@@ -96,8 +97,9 @@ class Provider(Exchange):
         return exchange_session(parent, **options)
 
     # ---- public entry points: each goes through the login pipeline
-    def get_token(self, grant: Grant | TokenExchange | str, params: Mapping[str, str] | None = None, *,
-                  force: bool = False) -> Session:
+    def get_token(
+        self, grant: Grant | TokenExchange | str, params: Mapping[str, str] | None = None, *, force: bool = False
+    ) -> Session:
         """Get a token with any grant, or ``get_token(endpoint, params)`` (seed 000's custom call)."""
         if isinstance(grant, str):
             grant = Custom(dict(params or {}), endpoint=grant)
@@ -109,41 +111,46 @@ class Provider(Exchange):
             request = request.replace(endpoint=require_secure(endpoint, "token endpoint"))
         return _login.grant_login(self, request, force=force)
 
-    def get_token_by_password(self, username: str, password: str, scope: str | Sequence[str] | None = None,
-                              *, force: bool = False) -> Session:
+    def get_token_by_password(
+        self, username: str, password: str, scope: str | Sequence[str] | None = None, *, force: bool = False
+    ) -> Session:
         """Resource owner password grant (RFC 6749 §4.3); the password is never stored."""
         password = Secret(password)  # from here on, no frame shows it
-        return self.get_token(Password(username, password, scope if scope is not None else self.scope),
-                              force=force)
+        return self.get_token(Password(username, password, scope if scope is not None else self.scope), force=force)
 
-    def get_token_by_client_credentials(self, client_id: str | None = None, client_secret: str | None = None,
-                                        scope: str | Sequence[str] | None = None, *,
-                                        force: bool = False) -> Session:
+    def get_token_by_client_credentials(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scope: str | Sequence[str] | None = None,
+        *,
+        force: bool = False,
+    ) -> Session:
         """Client credentials grant (RFC 6749 §4.4), with this provider's client unless given."""
         client_secret = Secret(client_secret) if client_secret else None
         grant = ClientCredentials(client_id, client_secret, scope if scope is not None else self.scope)
         return self.get_token(grant, force=force)
 
-    def get_token_by_authorization_code(self, code: str, redirect_uri: str | None = None,
-                                        code_verifier: str | None = None) -> Session:
+    def get_token_by_authorization_code(
+        self, code: str, redirect_uri: str | None = None, code_verifier: str | None = None
+    ) -> Session:
         """Exchange an authorization code (RFC 6749 §4.1.3) obtained elsewhere."""
         code = Secret(code)
         return self.get_token(AuthorizationCode(code, redirect_uri, code_verifier), force=True)
 
-    def device_login(self, scope: str | Sequence[str] | None = None, *, force: bool = False,
-                     **options: Any) -> Session:
+    def device_login(self, scope: str | Sequence[str] | None = None, *, force: bool = False, **options: Any) -> Session:
         """Device authorization grant (RFC 8628): shows the code, blocks until approved."""
         __tracebackhide__ = True  # IPython: a denied or cancelled login shows the user's cell, not ours
         return _login.interactive("device", self, scope, force=force, options=options)
 
-    def login_form(self, scope: str | Sequence[str] | None = None, *, force: bool = False,
-                   **options: Any) -> Session:
+    def login_form(self, scope: str | Sequence[str] | None = None, *, force: bool = False, **options: Any) -> Session:
         """Username / password form (a widget in a notebook, getpass elsewhere)."""
         __tracebackhide__ = True
         return _login.interactive("password", self, scope, force=force, options=options)
 
-    def browser_login(self, scope: str | Sequence[str] | None = None, *, force: bool = False,
-                      **options: Any) -> Session:
+    def browser_login(
+        self, scope: str | Sequence[str] | None = None, *, force: bool = False, **options: Any
+    ) -> Session:
         """Authorization code + PKCE in the browser with a loopback redirect (RFC 8252)."""
         __tracebackhide__ = True
         return _login.interactive("browser", self, scope, force=force, options=options)
@@ -157,4 +164,3 @@ def _unpickle_provider(config: Mapping[str, Any]) -> Provider:
         return live
     secret = secret_for(config.get("client_id"), issuer_key) if config.get("has_client_secret") else None
     return Provider.from_config(config, client_secret=secret)
-

@@ -83,8 +83,9 @@ def _renew_derived(holder: Holder) -> Token:
         from ._exchanged import renew_exchanged
 
         return renew_exchanged(holder, ensure_token)
-    raise LoginRequired(f"the session {holder.entry.name!r} has expired and cannot be refreshed: "
-                        f"{relogin_hint(holder.entry.login)}")
+    raise LoginRequired(
+        f"the session {holder.entry.name!r} has expired and cannot be refreshed: {relogin_hint(holder.entry.login)}"
+    )
 
 
 def _check_alive(holder: Holder) -> None:
@@ -126,17 +127,18 @@ def _renew_locked(holder: Holder, token: Token, leeway: float | None, *, force: 
                 token = holder.token
                 if _usable(token, leeway, force=force, seen=seen):
                     return token
-            return _renew_and_save(holder, token, leeway, force=force,
-                                   store_generation=disk.generation if disk else None)
+            return _renew_and_save(
+                holder, token, leeway, force=force, store_generation=disk.generation if disk else None
+            )
     except filelock.Timeout:
         if token.state(leeway) is not TokenState.EXPIRED:
             return token
-        raise ProviderError(f"another process has held the cache lock of {holder.entry.name!r} for over a "
-                            "minute; try again") from None
+        raise ProviderError(
+            f"another process has held the cache lock of {holder.entry.name!r} for over a minute; try again"
+        ) from None
 
 
-def _dead_grant(holder: Holder, token: Token, exc: OAuthError, *, fatal: bool,
-                store_generation: int | None) -> Token:
+def _dead_grant(holder: Holder, token: Token, exc: OAuthError, *, fatal: bool, store_generation: int | None) -> Token:
     """The refresh token was refused (revoked, expired, or a rotated one replayed): forget it."""
     save_entry(holder, token.replace(refresh_token=None), store_generation=store_generation)
     log.info("nbauth: the refresh token of %r was rejected (%s)", holder.entry.name, exc.error)
@@ -148,8 +150,9 @@ def _dead_grant(holder: Holder, token: Token, exc: OAuthError, *, fatal: bool,
     return token
 
 
-def _renew_and_save(holder: Holder, token: Token, leeway: float | None, *, force: bool,
-                    store_generation: int | None) -> Token:
+def _renew_and_save(
+    holder: Holder, token: Token, leeway: float | None, *, force: bool, store_generation: int | None
+) -> Token:
     fatal = force or token.state(leeway) is TokenState.EXPIRED
     try:
         new = _renew(holder)
@@ -165,11 +168,13 @@ def _renew_and_save(holder: Holder, token: Token, leeway: float | None, *, force
         holder.retry_at = _clock.monotonic() + min(max(exc.retry_after or 5.0, 1.0), 120.0)
         if fatal:
             raise
-        log.info("nbauth: renewal of %r failed (%s); the current token stays in use", holder.entry.name,
-                 exc.message)
+        log.info("nbauth: renewal of %r failed (%s); the current token stays in use", holder.entry.name, exc.message)
         return token
     holder.retry_at = 0.0
     save_entry(holder, new, store_generation=store_generation)
-    log.info("nbauth: renewed the token of %r (expires in %s s)", holder.entry.name,
-             "?" if new.expires_in is None else f"{new.expires_in:.0f}")
+    log.info(
+        "nbauth: renewed the token of %r (expires in %s s)",
+        holder.entry.name,
+        "?" if new.expires_in is None else f"{new.expires_in:.0f}",
+    )
     return new

@@ -43,8 +43,9 @@ class Holder:
     backs off renewals after a transient failure; ``session`` is the Session object handed out.
     """
 
-    def __init__(self, entry: Entry, provider: Any, client_secret: str | None = None,
-                 proof: bytes | None = None) -> None:
+    def __init__(
+        self, entry: Entry, provider: Any, client_secret: str | None = None, proof: bytes | None = None
+    ) -> None:
         self.entry = entry
         self.provider = provider
         self.client_secret = client_secret

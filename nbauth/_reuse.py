@@ -50,8 +50,15 @@ class Intent(Record):
     proof: bytes | None
     secret: Secret | None
 
-    def __init__(self, kind: str, client_id: str | None, username: str | None = None, scope: tuple[str, ...] = (),
-                 proof: bytes | None = None, secret: Secret | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        client_id: str | None,
+        username: str | None = None,
+        scope: tuple[str, ...] = (),
+        proof: bytes | None = None,
+        secret: Secret | None = None,
+    ) -> None:
         self._set(kind=kind, client_id=client_id, username=username, scope=tuple(scope), proof=proof, secret=secret)
 
     @property
@@ -78,8 +85,11 @@ def alive(entry: Entry, holder: Holder | None, provider: Any) -> bool:
         return True
     if entry.login in DERIVED_LOGINS:  # renewed from the parent session / the hub, not by a refresh grant
         return True
-    return entry.login == "client_credentials" and provider is not None and bool(
-        provider.client_secret or getattr(provider, "_private_key", None))
+    return (
+        entry.login == "client_credentials"
+        and provider is not None
+        and bool(provider.client_secret or getattr(provider, "_private_key", None))
+    )
 
 
 def _matches(entry: Entry, provider: Any, intent: Intent, client_id: str) -> bool:

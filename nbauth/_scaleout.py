@@ -154,18 +154,27 @@ class Share:
         name = self.holder.entry.name
         state: dict[str, Any] = {"serial": self.serial, "beat": self.beat, "name": name, "owner": self.handle.owner}
         if self.holder.logged_out:
-            state["error"] = ["LoginRequired", f"the session {name!r} was logged out by its owner "
-                                               f"({self.handle.owner}): log in again there"]
+            state["error"] = [
+                "LoginRequired",
+                f"the session {name!r} was logged out by its owner ({self.handle.owner}): log in again there",
+            ]
         elif self.stopped.is_set():
-            state["error"] = ["LoginRequired", f"the session {name!r} is no longer shared by its owner "
-                                               f"({self.handle.owner}): call nbauth.dask.share(session) there"]
+            state["error"] = [
+                "LoginRequired",
+                f"the session {name!r} is no longer shared by its owner "
+                f"({self.handle.owner}): call nbauth.dask.share(session) there",
+            ]
         elif self.error is not None:
             state["error"] = [type(self.error).__name__, self.error.message]
         else:
             token = self.holder.token
-            state["token"] = {"access_token": token.access_token, "token_type": token.token_type,
-                              "expires_at": token.expires_at, "issued_at": token.issued_at,
-                              "scope": list(token.scope)}
+            state["token"] = {
+                "access_token": token.access_token,
+                "token_type": token.token_type,
+                "expires_at": token.expires_at,
+                "issued_at": token.issued_at,
+                "scope": list(token.scope),
+            }
         return state
 
     def _publish(self) -> None:
@@ -220,8 +229,7 @@ def unshare(session: Any, client: Any = None) -> bool:
     LoginRequired. True when something was shared.
     """
     with _shares_lock:
-        found = [s for (key, cid), s in _shares.items()
-                 if key == session.key and (client is None or cid == client.id)]
+        found = [s for (key, cid), s in _shares.items() if key == session.key and (client is None or cid == client.id)]
     for item in found:
         item.stop()
         _forget(item)
@@ -234,8 +242,11 @@ def auto_share(session: Any) -> tuple[str, str] | None:
     if client is not None and client.status == "running" and not session.logged_out:
         return client.id, share(session, client)
     with _shares_lock:  # a logged-out session keeps its channel: the workers read "logged out" there
-        mine = [s for (key, _), s in _shares.items()
-                if key == session.key and s.holder is session.holder and not s.stopped.is_set()]
+        mine = [
+            s
+            for (key, _), s in _shares.items()
+            if key == session.key and s.holder is session.holder and not s.stopped.is_set()
+        ]
     return (mine[-1].client_id, mine[-1].channel) if mine else None
 
 
@@ -272,8 +283,11 @@ class Source:
     def fresh_token(self, *, force: bool = False, seen: str | None = None) -> Token:
         """A token fit to send now: the last one read while fresh, else the owner's answer."""
         token = self.token
-        if not force and token.state(self.leeway) is TokenState.FRESH and \
-                _clock.monotonic() - self.checked < CHECK_EVERY:
+        if (
+            not force
+            and token.state(self.leeway) is TokenState.FRESH
+            and _clock.monotonic() - self.checked < CHECK_EVERY
+        ):
             return token
         with self.lock:
             if force and self.token.access_token != seen and self.token.state(self.leeway) is TokenState.FRESH:
@@ -310,16 +324,20 @@ class Source:
                 if token.state() is not TokenState.EXPIRED:
                     return token
             if _clock.monotonic() > deadline:
-                raise LoginRequired(f"{self._who()} did not answer within {ANSWER_TIMEOUT:.0f} s; nbauth sends no "
-                                    "expired token: check that the owning kernel is running")
+                raise LoginRequired(
+                    f"{self._who()} did not answer within {ANSWER_TIMEOUT:.0f} s; nbauth sends no "
+                    "expired token: check that the owning kernel is running"
+                )
 
     def _rpc(self, op: str, **kwargs: Any) -> Any:
         worker = _worker()
         try:
             return sync(worker.loop, getattr(worker.scheduler, op), callback_timeout=10, **kwargs)
         except Exception as exc:
-            raise ProviderError(f"nbauth: the dask scheduler did not answer ({type(exc).__name__}) while "
-                                f"getting a token of {self.handle.name!r}; try again") from None
+            raise ProviderError(
+                f"nbauth: the dask scheduler did not answer ({type(exc).__name__}) while "
+                f"getting a token of {self.handle.name!r}; try again"
+            ) from None
 
     def _read(self) -> Any:
         state = self._rpc("get_metadata", keys=_metadata_key(self.channel), default=None)
@@ -330,16 +348,19 @@ class Source:
         if beat != self.beat or self.beat is None:
             self.beat, self.beat_changed = beat, self.checked
         elif self.checked - self.beat_changed > OWNER_TIMEOUT:
-            raise LoginRequired(f"{self._who()} has not been heard from for {OWNER_TIMEOUT:.0f} s (its kernel or "
-                                "dask client ended?): log in again there and share the session again")
+            raise LoginRequired(
+                f"{self._who()} has not been heard from for {OWNER_TIMEOUT:.0f} s (its kernel or "
+                "dask client ended?): log in again there and share the session again"
+            )
         return state
 
     def describe(self) -> str:
         return f"on a dask worker, tokens from {self.handle.owner}"
 
     def logout(self) -> None:
-        raise ConfigurationError(f"log out in the owning kernel ({self.handle.owner}): workers only borrow "
-                                 "its access tokens")
+        raise ConfigurationError(
+            f"log out in the owning kernel ({self.handle.owner}): workers only borrow its access tokens"
+        )
 
     def _who(self) -> str:
         return f"the owner of the session {self.handle.name!r} ({self.handle.owner})"
@@ -348,8 +369,10 @@ class Source:
         """The token in the owner's state (raising what the owner reported); the last one if none yet."""
         if not isinstance(state, Mapping):
             if _clock.monotonic() - self.beat_changed > OWNER_TIMEOUT:
-                raise LoginRequired(f"the session {self.handle.name!r} of {self.handle.owner} is not shared "
-                                    "with this cluster: call nbauth.dask.share(session, client) in its kernel")
+                raise LoginRequired(
+                    f"the session {self.handle.name!r} of {self.handle.owner} is not shared "
+                    "with this cluster: call nbauth.dask.share(session, client) in its kernel"
+                )
             return self.token
         error = state.get("error")
         if error:
@@ -358,9 +381,13 @@ class Source:
             raise cls(f"on a dask worker: {error[1]}")
         data = state.get("token") or {}
         if int(state.get("serial", -1)) >= self.serial and data.get("access_token"):
-            token = Token(access_token=data["access_token"], token_type=data.get("token_type") or "Bearer",
-                          expires_at=data.get("expires_at"), issued_at=data.get("issued_at") or _clock.now(),
-                          scope=tuple(data.get("scope") or ()))
+            token = Token(
+                access_token=data["access_token"],
+                token_type=data.get("token_type") or "Bearer",
+                expires_at=data.get("expires_at"),
+                issued_at=data.get("issued_at") or _clock.now(),
+                scope=tuple(data.get("scope") or ()),
+            )
             self.serial = int(state.get("serial", -1))
             if token.access_token != self.token.access_token:
                 self.holder.entry = self.holder.entry.replace(token=token)

@@ -56,8 +56,10 @@ def origin_of(url: str) -> str:
 def _check_origin(url: str, allowed: tuple[str, ...] | None) -> None:
     origin = origin_of(url)
     if allowed is not None and origin not in allowed:
-        raise ConfigurationError(f"{origin} is not one of this session's API origins ({', '.join(allowed)}): "
-                                 "nbauth does not send its token there; add it to api_origins=")
+        raise ConfigurationError(
+            f"{origin} is not one of this session's API origins ({', '.join(allowed)}): "
+            "nbauth does not send its token there; add it to api_origins="
+        )
     if origin not in _checked_origins:
         require_secure(url, "API URL")
         if len(_checked_origins) > 256:
@@ -189,7 +191,8 @@ class Session(OAuth2Session):  # type: ignore[misc]
         holder = self.holder
         config = holder.entry.provider
         same = (provider.issuer_key, provider.client_id or "") == (holder.key.issuer, holder.key.client_id) and all(
-            (config.get(k) or None) == (v or None) for k, v in provider.routes().items())
+            (config.get(k) or None) == (v or None) for k, v in provider.routes().items()
+        )
         if same:
             holder.provider = provider
         return bool(same)
@@ -205,8 +208,14 @@ class Session(OAuth2Session):  # type: ignore[misc]
 
     # ---- requests
     def request(
-        self, method: str, url: str, data: Any = None, headers: Mapping[str, str] | None = None,
-        withhold_token: bool = False, client_id: str | None = None, client_secret: str | None = None,
+        self,
+        method: str,
+        url: str,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        withhold_token: bool = False,
+        client_id: str | None = None,
+        client_secret: str | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """Send a request with a valid Bearer token (RFC 6750 §2.1), renewing it first when due."""
@@ -219,8 +228,11 @@ class Session(OAuth2Session):  # type: ignore[misc]
         for hook in self.compliance_hook["protected_request"]:
             url, send_headers, data = hook(url, send_headers, data)
         response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
-        if (token.dpop_key is not None and resource_nonce_challenge(url, response.status_code, response.headers)
-                and _replayable(data, kwargs)):  # RFC 9449 §9: the API wants a nonce in the proof; once
+        if (
+            token.dpop_key is not None
+            and resource_nonce_challenge(url, response.status_code, response.headers)
+            and _replayable(data, kwargs)
+        ):  # RFC 9449 §9: the API wants a nonce in the proof; once
             response.close()
             send_headers.update(api_headers(token, method, url))
             response = requests.Session.request(self, method, url, data=data, headers=send_headers, **kwargs)
@@ -268,8 +280,7 @@ class Session(OAuth2Session):  # type: ignore[misc]
 
         return storage_options(self, **kwargs)
 
-    def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any,
-                                   cert: Any) -> dict[str, Any]:
+    def merge_environment_settings(self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
         """Merge requests' environment settings, but loopback URLs never go through a proxy (RFC 6750 §5.3)."""
         settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
         return loopback_without_proxy(url, settings)
@@ -321,9 +332,12 @@ class Session(OAuth2Session):  # type: ignore[misc]
         with store.lock(handle.key.digest) as locked:
             entry = read_entry(store, handle.key) if locked else None
         if entry is None:
-            detached = Detached(handle, f"the session {handle.name!r} of {handle.owner} is not in this process's "
-                                        "nbauth cache and no dask cluster shares it with this process: share it "
-                                        "with nbauth.dask.share(session, client), or log in here")
+            detached = Detached(
+                handle,
+                f"the session {handle.name!r} of {handle.owner} is not in this process's "
+                "nbauth cache and no dask cluster shares it with this process: share it "
+                "with nbauth.dask.share(session, client), or log in here",
+            )
             return cls(detached.holder, detached)
         return cls._of(put_holder(Holder(entry, handle.provider)))
 
@@ -332,16 +346,24 @@ class Session(OAuth2Session):  # type: ignore[misc]
         """Renew the token now (refresh grant, or client credentials again) and return it."""
         return self.fresh_token(force=True, seen=self.holder.token.access_token)
 
-    def refresh_token(self, token_url: str | None = None, refresh_token: str | None = None,
-                      **kwargs: Any) -> dict[str, Any]:
+    def refresh_token(
+        self, token_url: str | None = None, refresh_token: str | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """requests-oauthlib's method, routed through nbauth's single-flight refresh."""
         return self.refresh().as_dict()
 
-    def fetch_token(self, token_url: str | None = None, code: str | None = None,
-                    authorization_response: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def fetch_token(
+        self,
+        token_url: str | None = None,
+        code: str | None = None,
+        authorization_response: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         """Not used by nbauth: log in through the provider (``get_token_by_*``, ``device_login``)."""
-        raise ConfigurationError("nbauth.Session logs in through its provider: use provider.get_token(...) "
-                                 "or provider.get_token_by_authorization_code(code, ...)")
+        raise ConfigurationError(
+            "nbauth.Session logs in through its provider: use provider.get_token(...) "
+            "or provider.get_token_by_authorization_code(code, ...)"
+        )
 
     def logout(self) -> LogoutReport:
         """Stop sending the token at once, revoke what the provider can revoke (RFC 7009), and forget
@@ -356,8 +378,9 @@ class Session(OAuth2Session):  # type: ignore[misc]
             was_out, holder.logged_out = holder.logged_out, True
             try:
                 if holder.provider is not None and not was_out:
-                    kept = holder.provider.revoke(holder.token, client_id=holder.key.client_id or None,
-                                                  client_secret=holder.client_secret)
+                    kept = holder.provider.revoke(
+                        holder.token, client_id=holder.key.client_id or None, client_secret=holder.client_secret
+                    )
                     report.update(kept)
             except (ProviderError, OAuthError) as exc:
                 report["refresh_token"] = report["access_token"] = f"the provider did not confirm it ({exc})"
@@ -383,12 +406,19 @@ class Session(OAuth2Session):  # type: ignore[misc]
                 claims = {**info, **claims}
         return claims
 
-    def exchange(self, *, audience: str | None = None, scope: str | Sequence[str] | None = None,
-                 resource: str | None = None, name: str | None = None) -> Session:
+    def exchange(
+        self,
+        *,
+        audience: str | None = None,
+        scope: str | Sequence[str] | None = None,
+        resource: str | None = None,
+        name: str | None = None,
+    ) -> Session:
         """A Session for a downstream API by token exchange (RFC 8693), renewed by exchanging again."""
         # the provider (login layer) records the new session: this layer only asks it
-        exchanged: Session = self.provider.exchange_session(self, audience=audience, scope=scope,
-                                                            resource=resource, name=name)
+        exchanged: Session = self.provider.exchange_session(
+            self, audience=audience, scope=scope, resource=resource, name=name
+        )
         return exchanged
 
     def status(self) -> Any:

@@ -26,13 +26,19 @@ if TYPE_CHECKING:
 __all__ = ["ENDPOINTS", "SECRET_ROUTES", "ProviderSettings"]
 
 ENDPOINTS = (
-    "token_url", "authorization_url", "device_authorization_url", "userinfo_url", "revocation_url",
-    "introspection_url", "jwks_url", "end_session_url", "password_login_url",
+    "token_url",
+    "authorization_url",
+    "device_authorization_url",
+    "userinfo_url",
+    "revocation_url",
+    "introspection_url",
+    "jwks_url",
+    "end_session_url",
+    "password_login_url",
 )
 #: The endpoints a cache entry sends a client secret, password or refresh token to: a reused
 #: entry must have been made with exactly these (the reuse rules of design.md).
-SECRET_ROUTES = ("token_url", "device_authorization_url", "revocation_url", "introspection_url",
-                 "password_login_url")
+SECRET_ROUTES = ("token_url", "device_authorization_url", "revocation_url", "introspection_url", "password_login_url")
 
 
 class ProviderSettings:
@@ -81,10 +87,17 @@ class ProviderSettings:
         dpop: bool = False,
         resource: str | Sequence[str] | None = None,
     ) -> None:
-        urls = {"token_url": token_url, "authorization_url": authorization_url,
-                "device_authorization_url": device_authorization_url, "userinfo_url": userinfo_url,
-                "revocation_url": revocation_url, "introspection_url": introspection_url, "jwks_url": jwks_url,
-                "end_session_url": end_session_url, "password_login_url": password_login_url}
+        urls = {
+            "token_url": token_url,
+            "authorization_url": authorization_url,
+            "device_authorization_url": device_authorization_url,
+            "userinfo_url": userinfo_url,
+            "revocation_url": revocation_url,
+            "introspection_url": introspection_url,
+            "jwks_url": jwks_url,
+            "end_session_url": end_session_url,
+            "password_login_url": password_login_url,
+        }
         for attr, value in urls.items():
             setattr(self, attr, require_secure(value, attr) if value else None)
         if not self.token_url:
@@ -97,7 +110,8 @@ class ProviderSettings:
         from ._client_jwt_config import client_options
 
         self._private_key, self.dpop, self.resource, jwt_auth = client_options(
-            private_key, dpop, resource, client_auth, client_id, client_secret)
+            private_key, dpop, resource, client_auth, client_id, client_secret
+        )
         self.client_auth = check_client_auth(self._default_auth(client_auth or jwt_auth, client_token_for_user_grants))
         if request_format not in ("form", "json"):
             raise ConfigurationError("request_format must be 'form' or 'json'")
@@ -161,19 +175,29 @@ class ProviderSettings:
     def __repr__(self) -> str:
         secret_part = ", client_secret='***'" if self._client_secret else ""
         secret_part += ", private_key='***'" if self._private_key is not None else ""
-        return (f"{type(self).__name__}(name={self.name!r}, issuer={self.issuer_key!r}, "
-                f"client_id={self.client_id!r}{secret_part}, client_auth={self.client_auth!r})")
+        return (
+            f"{type(self).__name__}(name={self.name!r}, issuer={self.issuer_key!r}, "
+            f"client_id={self.client_id!r}{secret_part}, client_auth={self.client_auth!r})"
+        )
 
     def config(self) -> dict[str, Any]:
         """Everything needed to rebuild this provider, without the client secret (for the cache)."""
         out: dict[str, Any] = {attr: getattr(self, attr) for attr in ENDPOINTS}
         verify = self.transport.verify
         out.update(
-            issuer=self.issuer, client_id=self.client_id, client_auth=self.client_auth,
-            request_format=self.request_format, scope_separator=self.scope_separator,
-            client_token_for_user_grants=self.client_token_for_user_grants, name=self.name,
-            verify=verify if isinstance(verify, (bool, str)) else True, timeout=self.transport.timeout,
-            refresh_leeway=self.refresh_leeway, has_client_secret=bool(self._client_secret),
-            fixes=list(self.fix_names), dpop=self.dpop, resource=list(self.resource),
+            issuer=self.issuer,
+            client_id=self.client_id,
+            client_auth=self.client_auth,
+            request_format=self.request_format,
+            scope_separator=self.scope_separator,
+            client_token_for_user_grants=self.client_token_for_user_grants,
+            name=self.name,
+            verify=verify if isinstance(verify, (bool, str)) else True,
+            timeout=self.transport.timeout,
+            refresh_leeway=self.refresh_leeway,
+            has_client_secret=bool(self._client_secret),
+            fixes=list(self.fix_names),
+            dpop=self.dpop,
+            resource=list(self.resource),
         )
         return out

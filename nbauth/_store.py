@@ -51,8 +51,9 @@ def _one_line_format() -> None:
     if getattr(original, "_nbauth", False):
         return
 
-    def formatwarning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                      line: str | None = None) -> str:
+    def formatwarning(
+        message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+    ) -> str:
         if isinstance(category, type) and issubclass(category, CacheWarning):
             return f"{message}\n"
         return original(message, category, filename, lineno, line)
@@ -120,12 +121,16 @@ class Store:
             try:
                 checked = open_cache_dir(self.configured)
             except UnsafeDirectory as exc:
-                _warn(f"nbauth cache disabled: {exc} (sessions still work, in this kernel only)",
-                      once=str(self.configured))
+                _warn(
+                    f"nbauth cache disabled: {exc} (sessions still work, in this kernel only)",
+                    once=str(self.configured),
+                )
                 return None
             except OSError as exc:
-                _warn(f"nbauth cache disabled: cannot create {self.configured} ({exc.strerror})",
-                      once=str(self.configured))
+                _warn(
+                    f"nbauth cache disabled: cannot create {self.configured} ({exc.strerror})",
+                    once=str(self.configured),
+                )
                 return None
             self.directory = checked.path
             checked.close()

@@ -17,12 +17,16 @@ __all__ = ["printable"]
 
 _STRING_END = r"(?:\x07|\x1b\\|\x9c|$)"
 _ESCAPES = re.compile(
-    r"\x1b\][^\x07\x1b\x9c]*" + _STRING_END  # OSC (8: links, 52: clipboard), to BEL or ST
-    + r"|\x1b[PX^_][^\x1b\x9c]*" + _STRING_END  # DCS, SOS, PM, APC strings
+    r"\x1b\][^\x07\x1b\x9c]*"
+    + _STRING_END  # OSC (8: links, 52: clipboard), to BEL or ST
+    + r"|\x1b[PX^_][^\x1b\x9c]*"
+    + _STRING_END  # DCS, SOS, PM, APC strings
     + r"|\x1b\[[0-?]*[ -/]*[@-~]?"  # CSI: parameters, intermediates, final byte
     + r"|\x1b[ -/]*[0-~]?"  # any other escape sequence (nF, Fp, Fe, Fs)
-    + r"|\x9d[^\x07\x1b\x9c]*" + _STRING_END  # 8-bit OSC
-    + r"|[\x90\x98\x9e\x9f][^\x1b\x9c]*" + _STRING_END  # 8-bit DCS, SOS, PM, APC
+    + r"|\x9d[^\x07\x1b\x9c]*"
+    + _STRING_END  # 8-bit OSC
+    + r"|[\x90\x98\x9e\x9f][^\x1b\x9c]*"
+    + _STRING_END  # 8-bit DCS, SOS, PM, APC
     + r"|\x9b[0-?]*[ -/]*[@-~]?",  # 8-bit CSI
 )
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -21,11 +21,16 @@ __all__ = ["ACCESS_TOKEN_TYPE", "TOKEN_EXCHANGE_GRANT", "TokenExchange", "resour
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 #: RFC 8693 §3 token type identifiers.
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
-TOKEN_TYPES = frozenset({
-    ACCESS_TOKEN_TYPE, "urn:ietf:params:oauth:token-type:refresh_token",
-    "urn:ietf:params:oauth:token-type:id_token", "urn:ietf:params:oauth:token-type:jwt",
-    "urn:ietf:params:oauth:token-type:saml1", "urn:ietf:params:oauth:token-type:saml2",
-})
+TOKEN_TYPES = frozenset(
+    {
+        ACCESS_TOKEN_TYPE,
+        "urn:ietf:params:oauth:token-type:refresh_token",
+        "urn:ietf:params:oauth:token-type:id_token",
+        "urn:ietf:params:oauth:token-type:jwt",
+        "urn:ietf:params:oauth:token-type:saml1",
+        "urn:ietf:params:oauth:token-type:saml2",
+    }
+)
 
 
 def resource_tuple(resource: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -36,8 +41,10 @@ def resource_tuple(resource: str | Sequence[str] | None) -> tuple[str, ...]:
     out: list[str] = []
     for item in items:
         if not isinstance(item, str) or ":" not in item or "#" in item:
-            raise ConfigurationError(f"resource={item!r} must be an absolute URI without a fragment "
-                                     "(RFC 8707 §2), e.g. 'https://api.example.com/' or 'urn:example:api'")
+            raise ConfigurationError(
+                f"resource={item!r} must be an absolute URI without a fragment "
+                "(RFC 8707 §2), e.g. 'https://api.example.com/' or 'urn:example:api'"
+            )
         out.append(item)
     return tuple(dict.fromkeys(out))
 
@@ -60,22 +67,39 @@ class TokenExchange(Record):
     resource: str | Sequence[str] | None
     requested_token_type: str | None
 
-    def __init__(self, subject_token: str, subject_token_type: str = ACCESS_TOKEN_TYPE, *,
-                 audience: str | Sequence[str] | None = None, scope: Scope = None,
-                 resource: str | Sequence[str] | None = None, requested_token_type: str | None = None) -> None:
+    def __init__(
+        self,
+        subject_token: str,
+        subject_token_type: str = ACCESS_TOKEN_TYPE,
+        *,
+        audience: str | Sequence[str] | None = None,
+        scope: Scope = None,
+        resource: str | Sequence[str] | None = None,
+        requested_token_type: str | None = None,
+    ) -> None:
         if not isinstance(subject_token, str) or not subject_token:
             raise ConfigurationError("TokenExchange needs the subject_token (e.g. session.token.access_token)")
         for name, value in (("subject_token_type", subject_token_type), ("requested_token_type", requested_token_type)):
             if value is not None and value not in TOKEN_TYPES:
-                raise ConfigurationError(f"{name}={value!r} is not an RFC 8693 §3 token type; use e.g. "
-                                         f"{ACCESS_TOKEN_TYPE!r}")
+                raise ConfigurationError(
+                    f"{name}={value!r} is not an RFC 8693 §3 token type; use e.g. {ACCESS_TOKEN_TYPE!r}"
+                )
         resource_tuple(resource)  # RFC 8707 §2: absolute URIs, checked here so the error names the argument
-        self._set(subject_token=subject_token, subject_token_type=subject_token_type, audience=audience,
-                  scope=scope, resource=resource, requested_token_type=requested_token_type)
+        self._set(
+            subject_token=subject_token,
+            subject_token_type=subject_token_type,
+            audience=audience,
+            scope=scope,
+            resource=resource,
+            requested_token_type=requested_token_type,
+        )
 
     def request(self, separator: str = " ") -> TokenRequest:
-        params = {"grant_type": TOKEN_EXCHANGE_GRANT, "subject_token": self.subject_token,
-                  "subject_token_type": self.subject_token_type}
+        params = {
+            "grant_type": TOKEN_EXCHANGE_GRANT,
+            "subject_token": self.subject_token,
+            "subject_token_type": self.subject_token_type,
+        }
         joined = join_scope(self.scope, separator)
         if joined:
             params["scope"] = joined

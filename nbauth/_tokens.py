@@ -51,8 +51,18 @@ class Token(Record, Mapping[str, Any]):
     are :class:`~nbauth._secret.Secret` strings: their repr is ``'***'`` wherever they go.
     """
 
-    __slots__ = ("access_token", "claims", "dpop_key", "expires_at", "id_token", "issued_at",
-                 "refresh_expires_at", "refresh_token", "scope", "token_type")
+    __slots__ = (
+        "access_token",
+        "claims",
+        "dpop_key",
+        "expires_at",
+        "id_token",
+        "issued_at",
+        "refresh_expires_at",
+        "refresh_token",
+        "scope",
+        "token_type",
+    )
     access_token: Secret
     token_type: str
     refresh_token: Secret | None
@@ -65,15 +75,31 @@ class Token(Record, Mapping[str, Any]):
     #: The DPoP key the token is bound to (RFC 9449); kept with the cache entry, never shown.
     dpop_key: DPoPKey | None
 
-    def __init__(self, access_token: str, token_type: str = "Bearer", refresh_token: str | None = None,  # noqa: S107
-                 id_token: str | None = None, scope: tuple[str, ...] = (), expires_at: float | None = None,
-                 issued_at: float | None = None, claims: Mapping[str, Any] | None = None,
-                 refresh_expires_at: float | None = None, dpop_key: DPoPKey | None = None) -> None:
-        self._set(access_token=Secret(access_token), token_type=token_type, refresh_token=secret(refresh_token),
-                  id_token=secret(id_token), scope=tuple(scope), expires_at=expires_at,
-                  issued_at=_clock.now() if issued_at is None else issued_at,
-                  claims=dict(claims) if claims else {}, refresh_expires_at=refresh_expires_at,
-                  dpop_key=dpop_key)
+    def __init__(
+        self,
+        access_token: str,
+        token_type: str = "Bearer",  # noqa: S107 - a token type, not a password
+        refresh_token: str | None = None,
+        id_token: str | None = None,
+        scope: tuple[str, ...] = (),
+        expires_at: float | None = None,
+        issued_at: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+        refresh_expires_at: float | None = None,
+        dpop_key: DPoPKey | None = None,
+    ) -> None:
+        self._set(
+            access_token=Secret(access_token),
+            token_type=token_type,
+            refresh_token=secret(refresh_token),
+            id_token=secret(id_token),
+            scope=tuple(scope),
+            expires_at=expires_at,
+            issued_at=_clock.now() if issued_at is None else issued_at,
+            claims=dict(claims) if claims else {},
+            refresh_expires_at=refresh_expires_at,
+            dpop_key=dpop_key,
+        )
 
     @property
     def sender_constrained(self) -> bool:
@@ -134,9 +160,7 @@ class Token(Record, Mapping[str, Any]):
             id_token=new.id_token or self.id_token,
             claims=new.claims or self.claims,
             scope=new.scope or self.scope,
-            refresh_expires_at=new.refresh_expires_at
-            if new.refresh_token
-            else self.refresh_expires_at,
+            refresh_expires_at=new.refresh_expires_at if new.refresh_token else self.refresh_expires_at,
             dpop_key=new.dpop_key or self.dpop_key,
         )
 
@@ -350,9 +374,7 @@ def parse_token_response(
         exp = jwt_claims.get("exp")
         if isinstance(exp, (int, float)) and not isinstance(exp, bool) and math.isfinite(exp):
             expires_at = min(float(exp) - skew, received_at + MAX_LIFETIME)
-    refresh_expires_at = _parse_lifetime(
-        body.get("refresh_expires_in"), "refresh_expires_in", received_at, skew
-    )
+    refresh_expires_at = _parse_lifetime(body.get("refresh_expires_in"), "refresh_expires_in", received_at, skew)
 
     refresh = body.get("refresh_token")
     id_token = body.get("id_token")

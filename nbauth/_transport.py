@@ -26,8 +26,16 @@ from . import _clock
 from ._errors import ConfigurationError, InsecureTransport, ProviderError
 from ._record import Record
 
-__all__ = ["HttpReply", "InsecureTLSWarning", "Transport", "display_url", "is_loopback", "loopback_without_proxy",
-           "proxies_for", "require_secure"]
+__all__ = [
+    "HttpReply",
+    "InsecureTLSWarning",
+    "Transport",
+    "display_url",
+    "is_loopback",
+    "loopback_without_proxy",
+    "proxies_for",
+    "require_secure",
+]
 
 DEFAULT_TIMEOUT = 15.0  # a token request answers in well under a second; 15 s is a dead server
 MAX_BODY = 1024 * 1024
@@ -78,8 +86,10 @@ def _authority(url: str) -> tuple[tuple[str, str, int | None], tuple[str, str, i
     except ValueError:
         port = -1
     theirs = urllib3.util.parse_url(url)
-    return ((mine.scheme.lower(), (mine.hostname or "").lower(), port),
-            ((theirs.scheme or "").lower(), (theirs.host or "").strip("[]").lower(), theirs.port))
+    return (
+        (mine.scheme.lower(), (mine.hostname or "").lower(), port),
+        ((theirs.scheme or "").lower(), (theirs.host or "").strip("[]").lower(), theirs.port),
+    )
 
 
 def require_secure(url: str, what: str) -> str:
@@ -94,8 +104,10 @@ def require_secure(url: str, what: str) -> str:
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{what} must be a URL, got {url!r}")
     if any(ch in url for ch in "\\\t\r\n ") or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise ConfigurationError(f"{what} contains a backslash, whitespace or a control character; "
-                                 "write the URL out plainly (percent-encode those characters)")
+        raise ConfigurationError(
+            f"{what} contains a backslash, whitespace or a control character; "
+            "write the URL out plainly (percent-encode those characters)"
+        )
     try:
         mine, theirs = _authority(url)
     except (ValueError, urllib3.exceptions.LocationParseError):
@@ -103,7 +115,8 @@ def require_secure(url: str, what: str) -> str:
     if mine != theirs:
         raise ConfigurationError(
             f"{what} {display_url(url)!r} is ambiguous: it names host {mine[1]!r} to one URL parser and "
-            f"{theirs[1]!r} to another; write it without '@', '\\' or odd characters in the host part")
+            f"{theirs[1]!r} to another; write it without '@', '\\' or odd characters in the host part"
+        )
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https" and parts.netloc:
         return url
@@ -186,21 +199,28 @@ class HttpReply(Record):
     def json(self) -> Any:
         """The body as JSON; :class:`ProviderError` naming URL and status when it is not."""
         if not self.content.strip():
-            raise ProviderError(f"{self.where} answered an empty body (HTTP {self.status})",
-                                url=self.url, status=self.status)
+            raise ProviderError(
+                f"{self.where} answered an empty body (HTTP {self.status})", url=self.url, status=self.status
+            )
         if self.looks_like_html():
             raise ProviderError(
                 f"{self.where} answered an HTML page, not JSON (HTTP {self.status}): is the URL right, "
-                "or is a proxy or login page in the way?", url=self.url, status=self.status,
+                "or is a proxy or login page in the way?",
+                url=self.url,
+                status=self.status,
             )
         try:
             return json.loads(self.content)
         except RecursionError:
-            raise ProviderError(f"{self.where} answered JSON nested too deeply (HTTP {self.status})",
-                                url=self.url, status=self.status) from None
+            raise ProviderError(
+                f"{self.where} answered JSON nested too deeply (HTTP {self.status})", url=self.url, status=self.status
+            ) from None
         except ValueError:
-            raise ProviderError(f"{self.where} answered something that is not JSON (HTTP {self.status})",
-                                url=self.url, status=self.status) from None
+            raise ProviderError(
+                f"{self.where} answered something that is not JSON (HTTP {self.status})",
+                url=self.url,
+                status=self.status,
+            ) from None
 
 
 def _tls_message(where: str) -> str:
@@ -263,9 +283,17 @@ class Transport:
         def exchange() -> HttpReply:
             start = _clock.monotonic()
             with self.session.request(
-                method, url, data=data, json=json_body, headers=dict(headers or {}), auth=auth,
-                timeout=(min(10.0, deadline), deadline), allow_redirects=False, stream=True,
-                verify=self.verify, proxies=dict(proxies_for(url, self.proxies) or {}) or None,
+                method,
+                url,
+                data=data,
+                json=json_body,
+                headers=dict(headers or {}),
+                auth=auth,
+                timeout=(min(10.0, deadline), deadline),
+                allow_redirects=False,
+                stream=True,
+                verify=self.verify,
+                proxies=dict(proxies_for(url, self.proxies) or {}) or None,
             ) as resp:
                 chunks: list[bytes] = []
                 size = 0
@@ -277,7 +305,10 @@ class Transport:
                     if size > self.max_bytes:
                         raise ProviderError(
                             f"{where} answered more than {self.max_bytes // 1024} KiB (HTTP {resp.status_code}); "
-                            "refusing to read it", url=url, status=resp.status_code)
+                            "refusing to read it",
+                            url=url,
+                            status=resp.status_code,
+                        )
                     chunks.append(chunk)
                     if _clock.monotonic() - start > deadline:
                         raise requests.exceptions.ReadTimeout()
@@ -290,7 +321,9 @@ class Transport:
             raise ProviderError(
                 f"{where} answered a redirect (HTTP {reply.status}) to {display_url(target) or 'nowhere'}; "
                 "nbauth never follows redirects from OAuth endpoints (credentials would be replayed). "
-                "Use the final URL.", url=url, status=reply.status,
+                "Use the final URL.",
+                url=url,
+                status=reply.status,
             )
         return reply
 
@@ -327,19 +360,18 @@ def _translate(exc: BaseException, where: str) -> BaseException:
     if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)) and not isinstance(
         exc, requests.exceptions.RequestException
     ):
-        return ProviderError(f"the connection to {where} broke while reading the answer "
-                             f"({type(exc).__name__})", url=where)
+        return ProviderError(
+            f"the connection to {where} broke while reading the answer ({type(exc).__name__})", url=where
+        )
     if not isinstance(exc, requests.exceptions.RequestException):
         return exc
     e = requests.exceptions
     if isinstance(exc, e.SSLError):
         return ProviderError(_tls_message(where), url=where)
     if isinstance(exc, e.ProxyError):
-        return ProviderError(f"could not reach {where} through the proxy: check HTTPS_PROXY / NO_PROXY",
-                             url=where)
+        return ProviderError(f"could not reach {where} through the proxy: check HTTPS_PROXY / NO_PROXY", url=where)
     if isinstance(exc, e.ConnectTimeout):
-        return ProviderError(f"could not connect to {where} (timeout): is the server up and reachable?",
-                             url=where)
+        return ProviderError(f"could not connect to {where} (timeout): is the server up and reachable?", url=where)
     if isinstance(exc, e.Timeout):
         return ProviderError(f"{where} did not answer in time (timeout)", url=where)
     if isinstance(exc, (e.InvalidURL, e.MissingSchema, e.InvalidSchema)):
@@ -347,6 +379,8 @@ def _translate(exc: BaseException, where: str) -> BaseException:
     if isinstance(exc, (e.ChunkedEncodingError, e.ContentDecodingError)):
         return ProviderError(f"the connection to {where} broke while reading the answer", url=where)
     if isinstance(exc, e.ConnectionError):
-        return ProviderError(f"could not connect to {where} (connection refused or reset): "
-                             "is the server up and the URL right?", url=where)
+        return ProviderError(
+            f"could not connect to {where} (connection refused or reset): is the server up and the URL right?",
+            url=where,
+        )
     return ProviderError(f"request to {where} failed ({type(exc).__name__})", url=where)

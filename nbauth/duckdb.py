@@ -38,11 +38,14 @@ def attach(connection: Any, session: Session, prefix: str | Iterable[str], **opt
     (e.g. ``block_size``). Call :func:`detach` (or close the connection) to stop.
     """
     if not prefix:
-        raise ConfigurationError("nbauth.duckdb.attach needs the prefix of the URLs the token may go to, "
-                                 "e.g. attach(con, session, 'https://data.example.com/v1/')")
+        raise ConfigurationError(
+            "nbauth.duckdb.attach needs the prefix of the URLs the token may go to, "
+            "e.g. attach(con, session, 'https://data.example.com/v1/')"
+        )
     if not hasattr(connection, "register_filesystem"):
-        raise ConfigurationError(f"attach() needs a duckdb connection (duckdb.connect()), got "
-                                 f"{type(connection).__name__}")
+        raise ConfigurationError(
+            f"attach() needs a duckdb connection (duckdb.connect()), got {type(connection).__name__}"
+        )
     options.setdefault("cache_type", "none")
     fs = SessionFileSystem(session, prefix=prefix, **options)
     detach(connection)

@@ -46,8 +46,7 @@ def _with_auth(auth: BearerMiddleware, client_kwargs: dict[str, Any] | None) -> 
     return merged
 
 
-def storage_options(session: Session, prefix: str | Iterable[str] | None = None,
-                    **options: Any) -> dict[str, Any]:
+def storage_options(session: Session, prefix: str | Iterable[str] | None = None, **options: Any) -> dict[str, Any]:
     """The fsspec options giving a stock HTTP filesystem the same per-request token (dask, ``fsspec.open``).
 
     The options hold the session (a pickle carries it, never a token). Each call makes a new
@@ -97,8 +96,9 @@ class SessionFileSystem(HTTPFileSystem):  # type: ignore[misc]
         session = await self.set_session()
         for policy in ("head", "get"):
             try:
-                info.update(await _file_info(self.encode_url(url), size_policy=policy, session=session,
-                                             **self.kwargs, **kwargs))
+                info.update(
+                    await _file_info(self.encode_url(url), size_policy=policy, session=session, **self.kwargs, **kwargs)
+                )
             except AuthError:
                 raise
             except aiohttp.ClientResponseError as exc:

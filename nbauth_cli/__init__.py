@@ -33,10 +33,22 @@ FORMAT = "nbauth-cache"
 VERSION = 1
 DEFAULT_LEEWAY = 60.0
 MAX_TOKEN_CHARS = 64 * 1024
-ENTRY_FIELDS = frozenset({"format", "version", "digest", "key", "name", "provider", "token", "login", "username",
-                          "updated_at", "generation"})
-TOKEN_FIELDS = frozenset({"access_token", "token_type", "refresh_token", "id_token", "scope", "expires_at",
-                          "issued_at", "claims", "refresh_expires_at"})
+ENTRY_FIELDS = frozenset(
+    {"format", "version", "digest", "key", "name", "provider", "token", "login", "username", "updated_at", "generation"}
+)
+TOKEN_FIELDS = frozenset(
+    {
+        "access_token",
+        "token_type",
+        "refresh_token",
+        "id_token",
+        "scope",
+        "expires_at",
+        "issued_at",
+        "claims",
+        "refresh_expires_at",
+    }
+)
 _OFF = ("off", "0", "false", "no", "none")
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)

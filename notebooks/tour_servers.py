@@ -118,13 +118,18 @@ def _data(tour: Tour, workdir: Path) -> None:
     idp = _idp(tour, workdir, "data", IDP_TTL_AccessToken="3", IDP_DEFAULT_RESOURCE="urn:demo:api")
     server = DataServer(idp.issuer, idp.endpoint("jwks_uri")).start()
     tour._stops.append(server.stop)
-    frame = pd.DataFrame({"id": range(20_000), "region": ["north", "south", "east", "west"] * 5_000,
-                          "amount": [round(i * 0.37 % 100, 2) for i in range(20_000)]})
+    frame = pd.DataFrame(
+        {
+            "id": range(20_000),
+            "region": ["north", "south", "east", "west"] * 5_000,
+            "amount": [round(i * 0.37 % 100, 2) for i in range(20_000)],
+        }
+    )
     server.add("/data/sales.csv", frame.to_csv(index=False).encode())
     server.add("/data/events.jsonl", frame.head(1_000).to_json(orient="records", lines=True).encode())
     for i in range(4):
         buf = io.BytesIO()
-        frame.iloc[i * 5_000:(i + 1) * 5_000].to_parquet(buf, index=False)
+        frame.iloc[i * 5_000 : (i + 1) * 5_000].to_parquet(buf, index=False)
         server.add(f"/data/orders/part-{i}.parquet", buf.getvalue())
     tour.env["NBAUTH_DEMO_DATA_ISSUER"] = idp.issuer
     tour.env["NBAUTH_DEMO_DATA"] = server.url + "/data/"
@@ -139,18 +144,22 @@ def start(workdir: Path, demo_issuer: str | None = None) -> Tour:
         if demo_issuer is None:
             demo_issuer = _idp(tour, workdir, "keycloak").issuer
             tour.env["NBAUTH_DEMO_ISSUER"] = demo_issuer
-        tour.env["NBAUTH_DEMO_IDENTITYSERVER"] = _idp(tour, workdir, "identityserver",
-                                                      IDP_SHAPE="identityserver").issuer
-        tour.env["NBAUTH_DEMO_SIMPLEIDSERVER"] = _idp(tour, workdir, "simpleidserver",
-                                                      IDP_SHAPE="simpleidserver").origin
-        tour.env["NBAUTH_DEMO_KEYCLOAK_LEGACY"] = _idp(tour, workdir, "keycloak-legacy",
-                                                       IDP_PATH_PREFIX="/auth").origin + "/auth"
+        tour.env["NBAUTH_DEMO_IDENTITYSERVER"] = _idp(
+            tour, workdir, "identityserver", IDP_SHAPE="identityserver"
+        ).issuer
+        tour.env["NBAUTH_DEMO_SIMPLEIDSERVER"] = _idp(
+            tour, workdir, "simpleidserver", IDP_SHAPE="simpleidserver"
+        ).origin
+        tour.env["NBAUTH_DEMO_KEYCLOAK_LEGACY"] = (
+            _idp(tour, workdir, "keycloak-legacy", IDP_PATH_PREFIX="/auth").origin + "/auth"
+        )
         for server, var in ((FusioServer(), "NBAUTH_DEMO_FUSIO"), (Seed001Server(), "NBAUTH_DEMO_JSON_API")):
             server.start()
             tour._stops.append(server.stop)
             tour.env[var] = server.url
-        api = ResourceServer(IdP(demo_issuer).endpoint("introspection_endpoint"), "confidential-client",
-                             "confidential-secret").start()
+        api = ResourceServer(
+            IdP(demo_issuer).endpoint("introspection_endpoint"), "confidential-client", "confidential-secret"
+        ).start()
         tour._stops.append(api.stop)
         tour.env["NBAUTH_DEMO_API"] = api.whoami_url
         _data(tour, workdir)

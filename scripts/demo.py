@@ -47,8 +47,9 @@ def say(text: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="./dev demo", description=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="./dev demo", description=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--no-lab", action="store_true", help="stop after the headless quick-start run")
     parser.add_argument("--no-headless", action="store_true", help="skip the headless quick-start run")
     parser.add_argument("--port", type=int, default=0, help="JupyterLab's port (default: a free one)")
@@ -59,8 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def working_copy(workdir: Path) -> Path:
     """notebooks/ copied to ``workdir`` (autosave and edits never touch the repository)."""
     target = workdir / "notebooks"
-    shutil.copytree(NOTEBOOKS, target, ignore=shutil.ignore_patterns(
-        "__pycache__", ".ipynb_checkpoints", "conftest.py", "tour_servers.py"))
+    shutil.copytree(
+        NOTEBOOKS,
+        target,
+        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "conftest.py", "tour_servers.py"),
+    )
     return target
 
 
@@ -75,8 +79,12 @@ def run_quickstart(env: dict[str, str], workdir: Path, notebooks: Path) -> None:
     startup.mkdir(parents=True, exist_ok=True)
     admin = IdP(env["NBAUTH_DEMO_ISSUER"]).admin_url
     (startup / "50-nbauth-demo-driver.py").write_text(DRIVER.format(tests=str(ROOT / "tests"), admin=admin))
-    kernel_env = {**env, "IPYTHONDIR": str(ipython_dir), "NBAUTH_UI": "widgets",
-                  "NBAUTH_CACHE_DIR": str(workdir / "headless-cache")}
+    kernel_env = {
+        **env,
+        "IPYTHONDIR": str(ipython_dir),
+        "NBAUTH_UI": "widgets",
+        "NBAUTH_CACHE_DIR": str(workdir / "headless-cache"),
+    }
     nb = nbformat.read(notebooks / QUICKSTART, as_version=4)  # run in memory: the copy stays clean
     client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(notebooks)}})
     old = dict(os.environ)
@@ -127,17 +135,30 @@ class Lab:
         self.token = secrets.token_urlsafe(16)
         self.port = port or free_port()
         self.log = workdir / "jupyterlab.log"
-        lab_env = {**env, "NBAUTH_CACHE_DIR": str(workdir / "lab-cache"),
-                   "JUPYTER_RUNTIME_DIR": str(workdir / "jupyter-runtime")}
+        lab_env = {
+            **env,
+            "NBAUTH_CACHE_DIR": str(workdir / "lab-cache"),
+            "JUPYTER_RUNTIME_DIR": str(workdir / "jupyter-runtime"),
+        }
         lab_env.pop("NBAUTH_UI", None)
-        cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={notebooks}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={notebooks}",
+        ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")  # JupyterLab refuses root without it (containers, CI)
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, env=lab_env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, env=lab_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
 
     @property
     def base(self) -> str:
@@ -158,8 +179,9 @@ class Lab:
             if problem:
                 raise DemoFailed(problem)
             if time.monotonic() > deadline:
-                raise DemoFailed(f"JupyterLab did not answer within {timeout:.0f} s; the end of {self.log}:\n"
-                                 f"{_tail(self.log)}")
+                raise DemoFailed(
+                    f"JupyterLab did not answer within {timeout:.0f} s; the end of {self.log}:\n{_tail(self.log)}"
+                )
             time.sleep(0.3)
 
     def supervise(self, tour: Any) -> None:

@@ -171,8 +171,9 @@ def faulty() -> Iterator[FaultyServer]:
 def resource_api_for() -> Iterator[Callable[..., ResourceServer]]:
     started: list[ResourceServer] = []
 
-    def make(idp: IdP, client_id: str = CONFIDENTIAL_CLIENT[0], client_secret: str = CONFIDENTIAL_CLIENT[1],
-             **kwargs: Any) -> ResourceServer:
+    def make(
+        idp: IdP, client_id: str = CONFIDENTIAL_CLIENT[0], client_secret: str = CONFIDENTIAL_CLIENT[1], **kwargs: Any
+    ) -> ResourceServer:
         server = ResourceServer(idp.endpoint("introspection_endpoint"), client_id, client_secret, **kwargs)
         started.append(server.start())
         return server

@@ -17,11 +17,25 @@ LAYERS = [
     ("errors", {"_errors", "_clock", "_record", "_secret", "_terminal", "_humanize"}),
     ("tokens", {"_tokens", "_jwt", "_scope", "_dpop"}),
     ("grants", {"_grants", "_device", "_loopback", "_token_exchange"}),
-    ("providers", {"_transport", "_client_auth", "_fixes", "_settings", "_exchange", "_discovery", "_client_jwt",
-                   "_client_jwt_config", "_dpop_login"}),
+    (
+        "providers",
+        {
+            "_transport",
+            "_client_auth",
+            "_fixes",
+            "_settings",
+            "_exchange",
+            "_discovery",
+            "_client_jwt",
+            "_client_jwt_config",
+            "_dpop_login",
+        },
+    ),
     ("cache", {"_store", "_entries", "_registry", "_credentials", "_cachedir", "_perms"}),
-    ("session", {"_refresh", "_session", "_fsauth", "fs", "duckdb", "_handle", "_scaleout", "dask", "_exchanged",
-                 "_hub"}),
+    (
+        "session",
+        {"_refresh", "_session", "_fsauth", "fs", "duckdb", "_handle", "_scaleout", "dask", "_exchanged", "_hub"},
+    ),
     ("login", {"_reuse", "_drivers", "_login", "_providers", "_presets", "_lookup", "_derived", "_links"}),
     ("ui", {"ui", "_profiles", "_chain", "_cli", "_cli_hints", "_ipython", "__main__", "httpx_auth", "__init__"}),
 ]
@@ -97,7 +111,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         stack.pop()
@@ -114,11 +128,34 @@ def test_all_is_sorted_and_complete():
     assert list(nbauth.__all__) == sorted(nbauth.__all__)
     for name in nbauth.__all__:
         assert hasattr(nbauth, name), name
-    contract = ["Provider", "Keycloak", "IdentityServer", "SimpleIdServer", "Fusio", "ClientCredentials", "Password",
-                "AuthorizationCode", "RefreshToken", "Custom", "parse_implicit_response", "Session", "Token",
-                "session", "sessions", "AuthError", "InvalidGrant", "InvalidClient", "InvalidScope",
-                "UnauthorizedClient", "AccessDenied", "ExpiredToken", "AuthorizationPending", "SlowDown",
-                "ProviderError", "LoginRequired"]
+    contract = [
+        "Provider",
+        "Keycloak",
+        "IdentityServer",
+        "SimpleIdServer",
+        "Fusio",
+        "ClientCredentials",
+        "Password",
+        "AuthorizationCode",
+        "RefreshToken",
+        "Custom",
+        "parse_implicit_response",
+        "Session",
+        "Token",
+        "session",
+        "sessions",
+        "AuthError",
+        "InvalidGrant",
+        "InvalidClient",
+        "InvalidScope",
+        "UnauthorizedClient",
+        "AccessDenied",
+        "ExpiredToken",
+        "AuthorizationPending",
+        "SlowDown",
+        "ProviderError",
+        "LoginRequired",
+    ]
     assert set(contract) <= set(nbauth.__all__)
 
 
@@ -136,9 +173,11 @@ def test_presets_are_providers():
 
 
 def test_import_nbauth_does_not_load_widgets_or_heavy_deps():
-    code = ("import sys, nbauth; heavy = [m for m in ('ipywidgets', 'IPython', 'jwt', 'cryptography', 'filelock', "
-            "'platformdirs', 'segno', 'jupyter_ui_poll', 'keyring', 'httpx', 'fsspec', 'aiohttp', 'pandas', 'pyarrow', "
-            "'duckdb', 'polars', 'dask', 'distributed', 'cloudpickle') if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, nbauth; heavy = [m for m in ('ipywidgets', 'IPython', 'jwt', 'cryptography', 'filelock', "
+        "'platformdirs', 'segno', 'jupyter_ui_poll', 'keyring', 'httpx', 'fsspec', 'aiohttp', 'pandas', 'pyarrow', "
+        "'duckdb', 'polars', 'dask', 'distributed', 'cloudpickle') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -151,7 +190,8 @@ def test_layers_import_only_downwards(path):
     for imported, lazy in runtime_imports(path):
         assert layer_of(imported) <= mine or allowed_upward(module, imported, lazy), (
             f"{module} ({LAYERS[mine][0]}) imports {imported} ({LAYERS[layer_of(imported)][0]})"
-            + (" inside a function" if lazy else ""))
+            + (" inside a function" if lazy else "")
+        )
 
 
 def test_no_import_cycles():
@@ -163,8 +203,11 @@ def test_the_layering_check_catches_a_hook_and_a_cycle():
     """The checks above can fail: an upward call made through a function-level import, and a cycle."""
     assert not allowed_upward("_providers", "_profiles", True)  # a lazy import upward that is not the ui
     assert not allowed_upward("_session", "ui", False)  # the ui loaded at import time
-    assert find_cycle({"_presets": {"_providers"}, "_providers": {"_presets"}}) == ["_presets", "_providers",
-                                                                                    "_presets"]
+    assert find_cycle({"_presets": {"_providers"}, "_providers": {"_presets"}}) == [
+        "_presets",
+        "_providers",
+        "_presets",
+    ]
 
 
 def test_no_registration_hooks():
@@ -183,8 +226,11 @@ def test_modules_stay_small(path):
 def test_only_the_ui_layer_imports_ipywidgets():
     for path in PKG.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             if any(n.split(".")[0] in ("ipywidgets", "jupyter_ui_poll", "segno") for n in names):
                 rel = path.relative_to(PKG)
                 assert rel.parts[0] == "ui", f"{rel} imports a widget library"
@@ -195,15 +241,31 @@ def test_no_process_wide_insecure_transport_switch():
         assert "OAUTHLIB_INSECURE_TRANSPORT" not in path.read_text(), path
 
 
-@pytest.mark.parametrize("url", ["http://sso.example.com/token", "http://10.0.0.1/token", "ftp://x/token",
-                                 "token", "http://127.0.0.1.evil.com/token"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://sso.example.com/token",
+        "http://10.0.0.1/token",
+        "ftp://x/token",
+        "token",
+        "http://127.0.0.1.evil.com/token",
+    ],
+)
 def test_token_url_must_be_https_except_loopback(url):
     with pytest.raises(nbauth.ConfigurationError):
         nbauth.Provider(url)
 
 
-@pytest.mark.parametrize("url", ["https://sso.example.com/token", "http://127.0.0.1:8080/token",
-                                 "http://127.5.6.7/token", "http://localhost:1/token", "http://[::1]:9/token"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://sso.example.com/token",
+        "http://127.0.0.1:8080/token",
+        "http://127.5.6.7/token",
+        "http://localhost:1/token",
+        "http://[::1]:9/token",
+    ],
+)
 def test_loopback_http_and_https_are_accepted(url):
     assert nbauth.Provider(url).token_url == url
 
@@ -219,7 +281,11 @@ def test_verify_false_warns_loudly():
 
 
 def test_provider_repr_hides_secret():
-    p = nbauth.Keycloak("https://sso.example.com/auth", "analytics", client_id="jupyter",
-                        client_secret="VTytkTR7ZHH5nLhoWCLjymrUJjKBzfs4")
+    p = nbauth.Keycloak(
+        "https://sso.example.com/auth",
+        "analytics",
+        client_id="jupyter",
+        client_secret="VTytkTR7ZHH5nLhoWCLjymrUJjKBzfs4",
+    )
     assert "VTytkTR7" not in repr(p) and "VTytkTR7" not in str(p)
     assert "VTytkTR7" not in repr(p.config()) and p.config()["has_client_secret"] is True

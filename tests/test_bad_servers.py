@@ -48,20 +48,23 @@ def assert_clean(err):
     assert SECRET not in text_ and PASSWORD not in text_
 
 
-@pytest.mark.parametrize(("behaviour", "match"), [
-    (html(), "HTML page"),
-    (html(status=500), "HTTP 500"),
-    (empty(), "empty body"),
-    (text("ok, not json"), "not JSON"),
-    (text("{'broken': json", content_type="application/json"), "not JSON"),
-    (deep_json(), "nested too deeply|not JSON"),
-    (json_response({"token_type": "Bearer"}), "no access_token"),
-    (json_response({"access_token": "x", "token_type": "mac"}), "Bearer"),
-    (json_response({"access_token": "x", "expires_in": -10}), "negative"),
-    (json_response({"access_token": "x", "expires_in": "tomorrow"}), "not a number"),
-    (json_response({"hello": "world"}, status=404), "HTTP 404"),
-    (json_response([1, 2, 3]), "not a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("behaviour", "match"),
+    [
+        (html(), "HTML page"),
+        (html(status=500), "HTTP 500"),
+        (empty(), "empty body"),
+        (text("ok, not json"), "not JSON"),
+        (text("{'broken': json", content_type="application/json"), "not JSON"),
+        (deep_json(), "nested too deeply|not JSON"),
+        (json_response({"token_type": "Bearer"}), "no access_token"),
+        (json_response({"access_token": "x", "token_type": "mac"}), "Bearer"),
+        (json_response({"access_token": "x", "expires_in": -10}), "negative"),
+        (json_response({"access_token": "x", "expires_in": "tomorrow"}), "not a number"),
+        (json_response({"hello": "world"}, status=404), "HTTP 404"),
+        (json_response([1, 2, 3]), "not a JSON object"),
+    ],
+)
 def test_unusable_answers_are_provider_errors(faulty, behaviour, match):
     faulty.set("POST", "/token", behaviour)
     with pytest.raises(nbauth.ProviderError, match=match) as err:
@@ -178,17 +181,24 @@ def tls_server(tmp_path_factory):
     now = datetime.datetime.now(datetime.timezone.utc)
     import ipaddress
 
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
     cert_pem = d / "ca.pem"
     key_pem = d / "key.pem"
     cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    key_pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -258,13 +268,22 @@ def fake_time(monkeypatch):
     return now
 
 
-DEVICE = {"device_code": "dev-code-123", "user_code": "WXYZ-1234", "verification_uri": "https://idp.example/device",
-          "expires_in": 60}
+DEVICE = {
+    "device_code": "dev-code-123",
+    "user_code": "WXYZ-1234",
+    "verification_uri": "https://idp.example/device",
+    "expires_in": 60,
+}
 
 
 def device_provider(faulty):
-    return nbauth.Provider(f"{faulty.url}/token", device_authorization_url=f"{faulty.url}/device",
-                           client_id="pub", client_auth="none", timeout=2)
+    return nbauth.Provider(
+        f"{faulty.url}/token",
+        device_authorization_url=f"{faulty.url}/device",
+        client_id="pub",
+        client_auth="none",
+        timeout=2,
+    )
 
 
 def run_device(faulty):

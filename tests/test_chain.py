@@ -14,8 +14,16 @@ from cryptography.hazmat.primitives import serialization
 
 import nbauth
 
-CHAIN_VARS = ("NBAUTH_CLIENT_ID", "NBAUTH_CLIENT_SECRET", "NBAUTH_PRIVATE_KEY", "NBAUTH_FEDERATED_TOKEN_FILE",
-              "JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER", "NBAUTH_UI")
+CHAIN_VARS = (
+    "NBAUTH_CLIENT_ID",
+    "NBAUTH_CLIENT_SECRET",
+    "NBAUTH_PRIVATE_KEY",
+    "NBAUTH_FEDERATED_TOKEN_FILE",
+    "JUPYTERHUB_API_URL",
+    "JUPYTERHUB_API_TOKEN",
+    "JUPYTERHUB_USER",
+    "NBAUTH_UI",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -27,15 +35,17 @@ def _clean_env(monkeypatch):
 def write_profile(idp, nbauth_env, client_id="public-client"):
     nbauth_env.config_path.write_text(
         f'[demo]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\nclient_id = "{client_id}"\n'
-        'client_auth = "none"\nscope = "openid profile"\nflow = "device"\n')
+        'client_auth = "none"\nscope = "openid profile"\nflow = "device"\n'
+    )
     os.chmod(nbauth_env.config_path, 0o600)
 
 
 def _pem(idp):
     jwk = next(k for k in requests.get(f"{idp.admin_url}/client-keys", timeout=10).json()["keys"] if k["kty"] == "EC")
     key = jwt.PyJWK.from_dict(jwk).key
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def test_nothing_applies_quickly_and_says_why(idp, nbauth_env):
@@ -79,8 +89,14 @@ def test_a_cached_session_is_the_cache_link(idp, nbauth_env):
 def test_the_cli_explains(idp, nbauth_env):
     write_profile(idp, nbauth_env)
     env = {k: v for k, v in os.environ.items() if k not in CHAIN_VARS}
-    out = subprocess.run([sys.executable, "-m", "nbauth", "explain", "demo"], env=env, capture_output=True,
-                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [sys.executable, "-m", "nbauth", "explain", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 0, out.stderr
     assert "no link applies" in out.stdout and "jupyterhub" in out.stdout
 
@@ -92,7 +108,8 @@ def test_a_federated_token_file_is_exchanged(idp, nbauth_env, monkeypatch, tmp_p
     token_file.write_text(federated + "\n")
     nbauth_env.config_path.write_text(
         f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\nclient_id = "exchange-client"\n'
-        'client_secret = "exchange-secret"\nresource = "urn:demo:downstream"\n')
+        'client_secret = "exchange-secret"\nresource = "urn:demo:downstream"\n'
+    )
     os.chmod(nbauth_env.config_path, 0o600)
     monkeypatch.setenv("NBAUTH_FEDERATED_TOKEN_FILE", str(token_file))
     answer = nbauth.explain("svc")
@@ -100,8 +117,10 @@ def test_a_federated_token_file_is_exchanged(idp, nbauth_env, monkeypatch, tmp_p
     assert federated not in str(answer)
     s = nbauth.login("svc")
     claims = jwt.decode(s.token.access_token, options={"verify_signature": False})
-    assert claims["aud"] == "urn:demo:downstream" and claims["sub"] == jwt.decode(
-        federated, options={"verify_signature": False})["sub"]
+    assert (
+        claims["aud"] == "urn:demo:downstream"
+        and claims["sub"] == jwt.decode(federated, options={"verify_signature": False})["sub"]
+    )
     assert idp.stats().get("token:urn:ietf:params:oauth:grant-type:token-exchange:200") == 1
     token_file.write_text("not-a-jwt")
     with pytest.raises(nbauth.InvalidGrant):

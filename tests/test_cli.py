@@ -26,17 +26,27 @@ def _terminal_ui(monkeypatch):
 
 def cli(*args, input=None, env=None, timeout=60):
     stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}  # never the test's terminal
-    return subprocess.run([sys.executable, "-m", "nbauth", *args], env=env or os.environ.copy(), **stdin,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "nbauth", *args],
+        env=env or os.environ.copy(),
+        **stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def profiles(idp, path, **clients):
     """[demo] public client with the device flow, plus one profile per extra client."""
-    text = (f'[demo]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
-            'client_id = "public-client"\nclient_auth = "none"\nscope = "openid profile"\nflow = "device"\n')
+    text = (
+        f'[demo]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
+        'client_id = "public-client"\nclient_auth = "none"\nscope = "openid profile"\nflow = "device"\n'
+    )
     for name, client in clients.items():
-        text += (f'[{name}]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
-                 f'client_id = "{client}"\nclient_auth = "none"\nscope = "openid profile"\nflow = "password"\n')
+        text += (
+            f'[{name}]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
+            f'client_id = "{client}"\nclient_auth = "none"\nscope = "openid profile"\nflow = "password"\n'
+        )
     path.write_text(text)
     os.chmod(path, 0o600)
 
@@ -46,9 +56,14 @@ class DeviceLogin:
 
     def __init__(self, idp, *args, action="approve", env=None):
         self.idp, self.action, self.lines, self.seen = idp, action, [], threading.Event()
-        self.proc = subprocess.Popen([sys.executable, "-m", "nbauth", "login", *args], env=env or os.environ.copy(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "nbauth", "login", *args],
+            env=env or os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -103,8 +118,9 @@ def test_device_login_then_token_whoami_list_logout(idp, nbauth_env):
     token = cli("token", "demo")
     assert token.returncode == 0 and token.stderr == ""
     assert re.fullmatch(r"[\w.~+/-]+=*\n", token.stdout)  # only the token, for $(nbauth token demo)
-    userinfo = requests.get(idp.endpoint("userinfo_endpoint"), timeout=10,
-                            headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+    userinfo = requests.get(
+        idp.endpoint("userinfo_endpoint"), timeout=10, headers={"Authorization": f"Bearer {token.stdout.strip()}"}
+    )
     assert userinfo.json()["sub"]
     who = cli("whoami", "demo", "--json")
     assert who.returncode == 0 and json.loads(who.stdout)["claims"]["preferred_username"] == "alice"
@@ -135,11 +151,17 @@ def test_token_refreshes_once_for_many_processes(idp, nbauth_env):
     assert cli("token", "short").stdout.strip() == first  # fresh: no refresh yet
     later = {**os.environ, "NBAUTH_CLOCK_OFFSET": "250"}  # 50 s left: due for refresh
     go = nbauth_env.config_path.parent / "go"
-    start = ("import os, sys, time\nfrom nbauth._cli import main\nopen(sys.argv[1], 'w').close()\n"
-             f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.002)\nsys.exit(main(['token', 'short']))\n")
+    start = (
+        "import os, sys, time\nfrom nbauth._cli import main\nopen(sys.argv[1], 'w').close()\n"
+        f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.002)\nsys.exit(main(['token', 'short']))\n"
+    )
     ready = [nbauth_env.config_path.parent / f"ready{i}" for i in range(4)]
-    procs = [subprocess.Popen([sys.executable, "-c", start, str(r)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=later) for r in ready]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", start, str(r)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=later
+        )
+        for r in ready
+    ]
     deadline = time.monotonic() + 60
     while not all(r.exists() for r in ready):  # all imported: released together, they race for the refresh
         assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
@@ -156,9 +178,14 @@ def test_token_refreshes_once_for_many_processes(idp, nbauth_env):
 def test_unattended_token_with_client_credentials(idp, nbauth_env, resource_api):
     profiles(idp, nbauth_env.config_path)
     env = {**os.environ, "NBAUTH_CLIENT_ID": "service-client", "NBAUTH_CLIENT_SECRET": "service-secret"}
-    shell = subprocess.run(["bash", "-c", f'{sys.executable} -m nbauth token demo > tok && '
-                                          f'test -s tok && echo "Bearer $(cat tok)"'],
-                           env=env, capture_output=True, text=True, timeout=60, cwd=nbauth_env.cache_dir.parent)
+    shell = subprocess.run(
+        ["bash", "-c", f'{sys.executable} -m nbauth token demo > tok && test -s tok && echo "Bearer $(cat tok)"'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=nbauth_env.cache_dir.parent,
+    )
     assert shell.returncode == 0, shell.stderr
     r = requests.get(resource_api.whoami_url, headers={"Authorization": shell.stdout.strip()}, timeout=10)
     assert r.json()["client_id"] == "service-client"
@@ -169,11 +196,17 @@ def test_unattended_token_with_client_credentials(idp, nbauth_env, resource_api)
 
 def test_password_prompt_on_a_terminal(idp, nbauth_env):
     import pty  # stdlib on POSIX (the suite runs there)
+
     profiles(idp, nbauth_env.config_path, pw="public-client")
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "nbauth", "login", "pw", "--username", "alice"], stdin=terminal,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(),
-                            start_new_session=True)  # no controlling terminal: getpass reads the pty on stdin
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbauth", "login", "pw", "--username", "alice"],
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+        start_new_session=True,
+    )  # no controlling terminal: getpass reads the pty on stdin
     os.close(terminal)
     err = b""
     try:
@@ -191,16 +224,36 @@ def test_password_prompt_on_a_terminal(idp, nbauth_env):
 
 
 def test_login_by_issuer_url(idp, nbauth_env):
-    out = cli("login", idp.issuer, "--client-id", "public-client", "--scope", "openid profile", "--password-stdin",
-              "--username", "bob", "--json", input="bob-password\n")
+    out = cli(
+        "login",
+        idp.issuer,
+        "--client-id",
+        "public-client",
+        "--scope",
+        "openid profile",
+        "--password-stdin",
+        "--username",
+        "bob",
+        "--json",
+        input="bob-password\n",
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["name"] == "demo" and json.loads(out.stdout)["user"] == "bob"
 
 
-@pytest.mark.parametrize(("case", "code"), [
-    ("wrong-password", 4), ("wrong-secret", 5), ("denied", 6), ("unreachable", 7), ("issuer-mismatch", 8),
-    ("bad-profile", 9), ("no-tty", 3), ("unknown-session", 3),
-])
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("wrong-password", 4),
+        ("wrong-secret", 5),
+        ("denied", 6),
+        ("unreachable", 7),
+        ("issuer-mismatch", 8),
+        ("bad-profile", 9),
+        ("no-tty", 3),
+        ("unknown-session", 3),
+    ],
+)
 def test_each_error_class_has_its_exit_code(idp, nbauth_env, case, code):
     profiles(idp, nbauth_env.config_path, pw="public-client")
     env = os.environ.copy()
@@ -243,8 +296,10 @@ def test_ctrl_c_while_waiting_for_approval_exits_10(idp, nbauth_env):
 def test_logout_all_wipes_the_cache(idp, nbauth_env):
     profiles(idp, nbauth_env.config_path, pw="public-client")
     for user in ("alice", "bob"):
-        assert cli("login", "pw", "--password-stdin", "--username", user, "--force",
-                   input=f"{user}-password\n").returncode == 0
+        assert (
+            cli("login", "pw", "--password-stdin", "--username", user, "--force", input=f"{user}-password\n").returncode
+            == 0
+        )
     assert len(list(nbauth_env.cache_dir.glob("*.json"))) == 2
     out = cli("logout", "--all")
     assert out.returncode == 0 and "2 session" in out.stderr
@@ -252,7 +307,7 @@ def test_logout_all_wipes_the_cache(idp, nbauth_env):
     assert json.loads(cli("list", "--json").stdout)["sessions"] == []
 
 
-KEYRING_BACKEND = '''
+KEYRING_BACKEND = """
 import json, pathlib
 from keyring.backend import KeyringBackend
 
@@ -271,12 +326,14 @@ class FileKeyring(KeyringBackend):
 
     def delete_password(self, service, username):
         data = self._load(); data.pop(f"{service}/{username}", None); self.path.write_text(json.dumps(data))
-'''
+"""
 
 
 def test_secret_command_without_a_keyring_backend_is_a_clear_error(idp, nbauth_env):
-    nbauth_env.config_path.write_text(f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
-                                      'client_id = "service-client"\nflow = "client_credentials"\n')
+    nbauth_env.config_path.write_text(
+        f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
+        'client_id = "service-client"\nflow = "client_credentials"\n'
+    )
     env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
     out = cli("secret", "svc", input="service-secret\n", env=env)
     assert out.returncode == EXIT_CODES_BY_NAME["ConfigurationError"], out.stderr
@@ -287,14 +344,20 @@ def test_secret_command_without_a_keyring_backend_is_a_clear_error(idp, nbauth_e
 
 def test_secret_command_stores_the_client_secret_in_the_keyring(idp, nbauth_env, tmp_path):
     (tmp_path / "testkeyring.py").write_text(KEYRING_BACKEND)
-    nbauth_env.config_path.write_text(f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
-                                      'client_id = "service-client"\nflow = "client_credentials"\n')
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
-           "PYTHON_KEYRING_BACKEND": "testkeyring.FileKeyring"}
+    nbauth_env.config_path.write_text(
+        f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
+        'client_id = "service-client"\nflow = "client_credentials"\n'
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+        "PYTHON_KEYRING_BACKEND": "testkeyring.FileKeyring",
+    }
     assert cli("token", "svc", env=env).returncode == 3
     stored = cli("secret", "svc", input="service-secret\n", env=env)
     assert stored.returncode == 0, stored.stderr
     assert "service-secret" not in stored.stderr
     assert json.loads((tmp_path / "keyring.json").read_text()) == {
-        f"nbauth/service-client@{idp.issuer}": "service-secret"}
+        f"nbauth/service-client@{idp.issuer}": "service-secret"
+    }
     assert cli("token", "svc", env=env).returncode == 0

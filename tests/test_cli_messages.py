@@ -30,11 +30,14 @@ def test_no_session_says_the_shell_fix_first(idp, nbauth_env):
     assert bare.returncode == 3 and first_line(bare).startswith("nbauth: Log in first: nbauth login demo")
 
 
-@pytest.mark.parametrize(("args", "fix"), [
-    (("token", "dmeo"), "nbauth: Did you mean 'demo'? nbauth token demo"),
-    (("whoami", "dmeo"), "nbauth: Did you mean 'demo'? nbauth whoami demo"),
-    (("login", "dmeo"), "nbauth: Did you mean 'demo'? nbauth login demo"),
-])
+@pytest.mark.parametrize(
+    ("args", "fix"),
+    [
+        (("token", "dmeo"), "nbauth: Did you mean 'demo'? nbauth token demo"),
+        (("whoami", "dmeo"), "nbauth: Did you mean 'demo'? nbauth whoami demo"),
+        (("login", "dmeo"), "nbauth: Did you mean 'demo'? nbauth login demo"),
+    ],
+)
 def test_typos_get_did_you_mean(idp, nbauth_env, args, fix):
     profiles(idp, nbauth_env.config_path)
     out = cli(*args)
@@ -70,13 +73,14 @@ def test_list_shows_human_durations(idp_factory, nbauth_env):
     assert not re.search(r"\d{3,} min", out.stdout)
 
 
-@pytest.mark.parametrize("cls", [c for c in vars(nbauth).values()
-                                 if isinstance(c, type) and issubclass(c, nbauth.OAuthError) and c.code])
+@pytest.mark.parametrize(
+    "cls", [c for c in vars(nbauth).values() if isinstance(c, type) and issubclass(c, nbauth.OAuthError) and c.code]
+)
 def test_oauth_errors_do_not_repeat_themselves(cls):
     exc = cls(cls.code, "the device code expired before it was approved" if cls.code == "expired_token" else "")
     sentences = [s for s in re.split(r"(?<=[.;:])\s+", str(exc)) if len(s) > 12]
     for i, a in enumerate(sentences):
-        for b in sentences[i + 1:]:
+        for b in sentences[i + 1 :]:
             assert difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio() < 0.6, str(exc)
 
 
@@ -85,9 +89,14 @@ def _message_strings():
     root = Path(nbauth.__file__).parent
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text())
-        docs = {id(n.body[0].value) for n in ast.walk(tree)
-                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        docs = {
+            id(n.body[0].value)
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.body
+            and isinstance(n.body[0], ast.Expr)
+            and isinstance(n.body[0].value, ast.Constant)
+        }
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
                 yield f"{path.name}:{node.lineno}", node.value

@@ -33,8 +33,9 @@ def _key(jwks, kty):
 
 def _pem(jwk) -> str:
     key = jwt.PyJWK.from_dict(jwk).key
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def _provider(idp, **kwargs):
@@ -66,8 +67,9 @@ def test_each_assertion_is_fresh_and_aimed_at_the_token_endpoint(idp, client_jwk
     bodies = []
     for _ in range(2):
         body: dict[str, str] = {}
-        nbauth._client_auth.apply_client_auth(p.client_auth, {}, body, p.client_id, None, audience=p.token_url,
-                                              key=p._private_key)
+        nbauth._client_auth.apply_client_auth(
+            p.client_auth, {}, body, p.client_id, None, audience=p.token_url, key=p._private_key
+        )
         bodies.append(body)
     claims = [jwt.decode(b["client_assertion"], options={"verify_signature": False}) for b in bodies]
     assert bodies[0]["client_assertion_type"] == ASSERTION_TYPE
@@ -92,8 +94,9 @@ def test_a_refresh_is_authenticated_with_a_new_assertion(idp, client_jwks):
 
 def test_a_wrong_key_is_invalid_client_saying_what_to_do(idp):
     other = ec.generate_private_key(ec.SECP256R1())
-    pem = other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode()
+    pem = other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     p = _provider(idp, private_key=pem)
     with pytest.raises(nbauth.InvalidClient) as info:
         p.get_token_by_client_credentials()
@@ -103,12 +106,14 @@ def test_a_wrong_key_is_invalid_client_saying_what_to_do(idp):
 
 
 def test_client_secret_jwt(idp):
-    p = nbauth.Keycloak(idp.origin, "demo", client_id="hmac-client", client_secret=HMAC_SECRET,
-                        client_auth="client_secret_jwt")
+    p = nbauth.Keycloak(
+        idp.origin, "demo", client_id="hmac-client", client_secret=HMAC_SECRET, client_auth="client_secret_jwt"
+    )
     s = p.get_token_by_client_credentials()
     assert s.token.access_token
-    wrong = nbauth.Keycloak(idp.origin, "demo", client_id="hmac-client", client_secret=HMAC_SECRET + "x",
-                            client_auth="client_secret_jwt")
+    wrong = nbauth.Keycloak(
+        idp.origin, "demo", client_id="hmac-client", client_secret=HMAC_SECRET + "x", client_auth="client_secret_jwt"
+    )
     with pytest.raises(nbauth.InvalidClient, match="client_secret_jwt"):
         wrong.get_token_by_client_credentials(force=True)
 
@@ -130,13 +135,16 @@ def test_the_key_never_shows_in_reprs_logs_errors_or_the_cache(idp, client_jwks,
         pickle.dumps(p._private_key)
 
 
-@pytest.mark.parametrize(("value", "match"), [
-    ("/no/such/key.pem", "no such file"),
-    ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not a private key"),
-    ({"kty": "EC", "crv": "P-256", "x": "a", "y": "b"}, "public key"),
-    ({"kty": "oct", "k": "c2VjcmV0"}, "client_secret_jwt"),
-    ("{not json", "neither PEM nor JWK"),
-])
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("/no/such/key.pem", "no such file"),
+        ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not a private key"),
+        ({"kty": "EC", "crv": "P-256", "x": "a", "y": "b"}, "public key"),
+        ({"kty": "oct", "k": "c2VjcmV0"}, "client_secret_jwt"),
+        ("{not json", "neither PEM nor JWK"),
+    ],
+)
 def test_bad_keys_are_configuration_errors(value, match):
     with pytest.raises(nbauth.ConfigurationError, match=match):
         load_private_key(value)

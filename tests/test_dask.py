@@ -31,8 +31,9 @@ WORKERS = 3
 
 def _cluster(n):
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]), "NBAUTH_CACHE": "on"}
-    return distributed.LocalCluster(n_workers=n, threads_per_worker=3, processes=True, dashboard_address=None,
-                                    env=env, silence_logs=40)
+    return distributed.LocalCluster(
+        n_workers=n, threads_per_worker=3, processes=True, dashboard_address=None, env=env, silence_logs=40
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +74,24 @@ def secrets_of(session):
 
 # ------------------------------------------------------------------------------ pickling without a cluster
 def test_pickles_hold_no_secret(idp, resource_api):
-    provider = nbauth.Keycloak(idp.origin, "demo", client_id="confidential-client",
-                               client_secret="confidential-secret")
+    provider = nbauth.Keycloak(idp.origin, "demo", client_id="confidential-client", client_secret="confidential-secret")
     api = provider.get_token_by_password("alice", "alice-password", scope="openid")
-    grants = [nbauth.Password("alice", "alice-password"), nbauth.ClientCredentials("c", "client-secret-x"),
-              nbauth.RefreshToken(api.token.refresh_token), nbauth.AuthorizationCode("code-x", None, "verifier-x"),
-              nbauth.Custom({"grant_type": "x", "password": "alice-password", "assertion": "assertion-x"})]
-    secrets = [*secrets_of(api), "confidential-secret", "alice-password", "client-secret-x", "code-x",
-               "verifier-x", "assertion-x"]
+    grants = [
+        nbauth.Password("alice", "alice-password"),
+        nbauth.ClientCredentials("c", "client-secret-x"),
+        nbauth.RefreshToken(api.token.refresh_token),
+        nbauth.AuthorizationCode("code-x", None, "verifier-x"),
+        nbauth.Custom({"grant_type": "x", "password": "alice-password", "assertion": "assertion-x"}),
+    ]
+    secrets = [
+        *secrets_of(api),
+        "confidential-secret",
+        "alice-password",
+        "client-secret-x",
+        "code-x",
+        "verifier-x",
+        "assertion-x",
+    ]
     assert len(secrets_of(api)) == 3  # access, refresh and id token: the scan looks for each
     for dumps in (pickle.dumps, cloudpickle.dumps):
         # a Token, an Entry and a TokenRequest are Records whose secrets are Secret strings: dropped too

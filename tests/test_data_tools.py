@@ -41,8 +41,13 @@ PARTS = 4
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
     rng = np.random.default_rng(13)
-    return pd.DataFrame({"id": np.arange(ROWS, dtype="int64"), "x": rng.random(ROWS),
-                         "k": rng.integers(0, 1 << 62, ROWS, dtype="int64")})
+    return pd.DataFrame(
+        {
+            "id": np.arange(ROWS, dtype="int64"),
+            "x": rng.random(ROWS),
+            "k": rng.integers(0, 1 << 62, ROWS, dtype="int64"),
+        }
+    )
 
 
 def parquet_bytes(df: pd.DataFrame, row_group_size: int = 100_000) -> bytes:
@@ -63,7 +68,7 @@ def urls(data_server, frame) -> dict[str, str]:
     out["small"] = data_server.add("/data/small.parquet", parquet_bytes(small, 50_000))
     step = ROWS // PARTS
     for i in range(PARTS):
-        part = parquet_bytes(frame.iloc[i * step:(i + 1) * step].reset_index(drop=True))
+        part = parquet_bytes(frame.iloc[i * step : (i + 1) * step].reset_index(drop=True))
         data_server.add(f"/data/parts/part-{i}.parquet", part)
         data_server.add(f"/data/duckparts/part-{i}.parquet", part)
     out["big_csv"] = data_server.add("/data/big.csv", frame.head(400_000).to_csv(index=False).encode())
@@ -119,8 +124,10 @@ def test_every_reader_outlives_several_tokens(data_idp, data_server, urls, frame
         with fs.open(urls["big_csv"]) as f:
             return float(pd.read_csv(f)["x"].sum())
 
-    readers = {f.__name__: f for f in (pandas_parquet, pyarrow_table, pyarrow_dataset, polars_parquet,
-                                        duckdb_query, dask_frame, pandas_csv)}
+    readers = {
+        f.__name__: f
+        for f in (pandas_parquet, pyarrow_table, pyarrow_dataset, polars_parquet, duckdb_query, dask_frame, pandas_csv)
+    }
     results: dict[str, object] = {}
     before = refreshes(data_idp)
     started = time.monotonic()
@@ -152,8 +159,9 @@ def test_every_reader_outlives_several_tokens(data_idp, data_server, urls, frame
     # (pyarrow, pandas.read_parquet and polars send all their reads up front: each lasts seconds on one
     # token, checked when it starts)
     for where in ("/data/duckparts/", "/data/dask.parquet", "/data/big.csv"):
-        assert len(set().union(*(t for p, t in tokens_on.items() if p.startswith(where)))) >= 2, \
+        assert len(set().union(*(t for p, t in tokens_on.items() if p.startswith(where)))) >= 2, (
             f"the reads of {where} used tokens renewed mid-read"
+        )
 
 
 def test_concurrent_reads_on_a_stale_token_share_one_refresh(data_idp, data_server, urls):
@@ -216,8 +224,9 @@ def test_glob_listing_and_simplecache_keep_the_auth(data_idp, data_server, urls,
     assert f"{urls['prefix']}parts/" in fs.ls(urls["prefix"], detail=False)
     cached = fsspec.filesystem("simplecache", fs=fs, cache_storage=str(tmp_path / "c"))
     assert cached.cat(urls["csv"]).startswith(b"id,x,k")
-    with fsspec.open("simplecache::" + urls["csv"], http=api.storage_options(),
-                     simplecache={"cache_storage": str(tmp_path / "d")}) as f:
+    with fsspec.open(
+        "simplecache::" + urls["csv"], http=api.storage_options(), simplecache={"cache_storage": str(tmp_path / "d")}
+    ) as f:
         assert f.read(6) == b"id,x,k"
     assert all(h.status in (200, 206) for h in data_server.hits())
 
@@ -243,8 +252,11 @@ def test_a_second_401_is_an_auth_error_naming_the_url(data_idp, data_server, url
     data_server.reject_tokens = True
     url = urls["csv"]
     actions = {
-        "cat": lambda: fs.cat(url), "info": lambda: fs.info(url), "exists": lambda: fs.exists(url),
-        "open": lambda: fs.open(url).read(), "pandas": lambda: pd.read_parquet(urls["small"], filesystem=fs),
+        "cat": lambda: fs.cat(url),
+        "info": lambda: fs.info(url),
+        "exists": lambda: fs.exists(url),
+        "open": lambda: fs.open(url).read(),
+        "pandas": lambda: pd.read_parquet(urls["small"], filesystem=fs),
         "dask": lambda: dd.read_parquet(urls["small"], filesystem=fs).compute(scheduler="threads"),
     }
     with pytest.raises(nbauth.AuthError) as caught:
@@ -270,8 +282,12 @@ def test_logout_then_login_required_then_a_new_login_reads_again(data_idp, data_
     with contextlib.suppress(nbauth.ProviderError):  # the IdP cannot revoke JWT access tokens (RFC 7009 §2.2.1)
         api.logout()
     sent = len(data_server.hits())
-    for attempt in (lambda: fs.cat(urls["csv"]), lambda: fs.info(urls["csv"]),
-                    lambda: pd.read_csv(fs.open(urls["csv"])), lambda: stock.cat(urls["csv"])):
+    for attempt in (
+        lambda: fs.cat(urls["csv"]),
+        lambda: fs.info(urls["csv"]),
+        lambda: pd.read_csv(fs.open(urls["csv"])),
+        lambda: stock.cat(urls["csv"]),
+    ):
         with pytest.raises(nbauth.LoginRequired, match="logged out"):
             attempt()
     assert len(data_server.hits()) == sent, "nothing is sent for a logged-out session"
@@ -338,6 +354,7 @@ def test_no_token_in_repr_pickle_attrs_graph_or_errors(data_idp, data_server, ur
 
     class Handles(pickle.Pickler):
         """Pickles a Session as a handle (what issue 12 makes of it), and records that it did."""
+
         seen: ClassVar[list[object]] = []
 
         def persistent_id(self, obj):
@@ -351,8 +368,15 @@ def test_no_token_in_repr_pickle_attrs_graph_or_errors(data_idp, data_server, ur
         Handles(buf).dump(thing)
         assert not any(s.encode() in buf.getvalue() for s in secrets)
     assert Handles.seen and all(s is api for s in Handles.seen)
-    shown = [repr(fs), str(fs), repr(api.storage_options()), repr(df.attrs), repr(table.schema.metadata),
-             repr(dict(ddf.dask)), repr(fs.auth)]
+    shown = [
+        repr(fs),
+        str(fs),
+        repr(api.storage_options()),
+        repr(df.attrs),
+        repr(table.schema.metadata),
+        repr(dict(ddf.dask)),
+        repr(fs.auth),
+    ]
     assert not any(s in text for s in secrets for text in shown)
     restored = pickle.loads(pickle.dumps(fs, protocol=5)) if _session_pickles(api) else fs
     assert isinstance(restored, SessionFileSystem)

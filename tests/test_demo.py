@@ -22,9 +22,15 @@ READY = re.compile(r"ready: (http://127\.0\.0\.1:(\d+)/lab/tree/01-quickstart\.i
 class Demo:
     def __init__(self, *args):
         env = {k: v for k, v in os.environ.items() if not k.startswith("NBAUTH_")}
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "demo.py"), *args], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "demo.py"), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         self.lines, self.ready = [], threading.Event()
         self.url = self.port = self.token = None
         threading.Thread(target=self._read, daemon=True).start()
@@ -69,8 +75,9 @@ def lab_pid(port):
 
 
 def git_status(path):
-    return subprocess.run(["git", "status", "--porcelain", "--", str(path)], cwd=ROOT, capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--", str(path)], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_demo_starts_answers_and_stops_cleanly():
@@ -83,12 +90,16 @@ def test_demo_starts_answers_and_stops_cleanly():
         assert status.status_code == 200
         page = requests.get(demo.url, timeout=30)
         assert page.status_code == 200 and "JupyterLab" in page.text
-        contents = requests.get(f"http://127.0.0.1:{demo.port}/api/contents/01-quickstart.ipynb",
-                                params={"token": demo.token}, timeout=10).json()
+        contents = requests.get(
+            f"http://127.0.0.1:{demo.port}/api/contents/01-quickstart.ipynb", params={"token": demo.token}, timeout=10
+        ).json()
         # a save through JupyterLab (what autosave does) lands in the working copy, not in notebooks/
-        saved = requests.put(f"http://127.0.0.1:{demo.port}/api/contents/01-quickstart.ipynb",
-                             params={"token": demo.token}, json={"type": "notebook", "format": "json",
-                                                                 "content": contents["content"]}, timeout=10)
+        saved = requests.put(
+            f"http://127.0.0.1:{demo.port}/api/contents/01-quickstart.ipynb",
+            params={"token": demo.token},
+            json={"type": "notebook", "format": "json", "content": contents["content"]},
+            timeout=10,
+        )
         assert saved.status_code == 200
         assert git_status(ROOT / "notebooks") == before
     finally:
@@ -112,8 +123,9 @@ def test_demo_fails_loudly_when_jupyterlab_dies():
 def test_help_needs_no_setup(tmp_path):
     env = {**os.environ, "PYTHON": sys.executable}
     for args in (["help"], ["demo", "--help"]):
-        out = subprocess.run([str(ROOT / "dev"), *args], capture_output=True, text=True, timeout=30, env=env,
-                             cwd=tmp_path)
+        out = subprocess.run(
+            [str(ROOT / "dev"), *args], capture_output=True, text=True, timeout=30, env=env, cwd=tmp_path
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.startswith("usage: ./dev"), out.stdout
         assert "installing" not in out.stderr and "creating" not in out.stderr

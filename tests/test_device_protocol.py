@@ -5,8 +5,14 @@ import pytest
 import nbauth
 from nbauth._device import DevicePoll, DevicePrompt, DeviceStart, Reply, Wait, device_flow
 
-START = {"device_code": "DEVICE-CODE-123", "user_code": "ABCD-EFGH", "verification_uri": "https://idp/device",
-         "verification_uri_complete": "https://idp/device?user_code=ABCD-EFGH", "expires_in": 600, "interval": 5}
+START = {
+    "device_code": "DEVICE-CODE-123",
+    "user_code": "ABCD-EFGH",
+    "verification_uri": "https://idp/device",
+    "verification_uri_complete": "https://idp/device?user_code=ABCD-EFGH",
+    "expires_in": 600,
+    "interval": 5,
+}
 TOKEN = {"access_token": "AT", "token_type": "Bearer"}
 
 

@@ -44,8 +44,22 @@ PYTHON = [(page, code, run, line) for page in PAGES for lang, code, run, line in
 
 
 def test_mkdocs_build_is_strict_clean(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-                          "-d", str(tmp_path / "site")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "site" / "index.html").exists()
     keycloak = tmp_path / "site" / "providers" / "keycloak.html"  # use_directory_urls: false (file:// works)
@@ -74,13 +88,18 @@ def test_internal_links_resolve(page):
         resolved = (page.parent / path).resolve()
         assert resolved.is_file() and resolved.is_relative_to(DOCS), f"{page.name}: broken link {target}"
         if anchor:
-            slugs = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-")
-                     for h in re.findall(r"^#+ (.+)$", resolved.read_text(), re.M)}
+            slugs = {
+                re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-")
+                for h in re.findall(r"^#+ (.+)$", resolved.read_text(), re.M)
+            }
             assert anchor in slugs, f"{page.name}: no #{anchor} in {path}"
 
 
-@pytest.mark.parametrize(("page", "code", "line"), [(p, c, n) for p, c, _, n in PYTHON],
-                         ids=[f"{p.relative_to(DOCS)}:{n}" for p, _, _, n in PYTHON])
+@pytest.mark.parametrize(
+    ("page", "code", "line"),
+    [(p, c, n) for p, c, _, n in PYTHON],
+    ids=[f"{p.relative_to(DOCS)}:{n}" for p, _, _, n in PYTHON],
+)
 def test_python_examples_compile_and_use_real_names(page, code, line):
     tree = compile(code, f"{page.name}:{line}", "exec", flags=ast.PyCF_ONLY_AST)
     for node in ast.walk(tree):
@@ -96,15 +115,21 @@ def test_some_examples_are_run():
     assert sum(run for *_, run, _ in PYTHON) >= 3
 
 
-@pytest.mark.parametrize(("page", "code"), [(p, c) for p, c, run, _ in PYTHON if run],
-                         ids=[f"{p.relative_to(DOCS)}:{n}" for p, _, run, n in PYTHON if run])
+@pytest.mark.parametrize(
+    ("page", "code"),
+    [(p, c) for p, c, run, _ in PYTHON if run],
+    ids=[f"{p.relative_to(DOCS)}:{n}" for p, _, run, n in PYTHON if run],
+)
 def test_runnable_examples_run_against_the_loopback_idp(page, code, idp, resource_api, monkeypatch):
     """Placeholders map to the loopback IdP: sso.example.com -> the IdP, realm analytics -> demo,
     client reporting -> service-client, data.example.com/v1/whoami -> a protected API."""
     monkeypatch.setenv("REPORTING_SECRET", "service-secret")
-    for placeholder, real in (("https://sso.example.com", idp.origin), ('"analytics"', '"demo"'),
-                              ('"reporting"', '"service-client"'),
-                              ("https://data.example.com/v1/whoami", resource_api.whoami_url)):
+    for placeholder, real in (
+        ("https://sso.example.com", idp.origin),
+        ('"analytics"', '"demo"'),
+        ('"reporting"', '"service-client"'),
+        ("https://data.example.com/v1/whoami", resource_api.whoami_url),
+    ):
         code = code.replace(placeholder, real)
     namespace = {"__name__": f"docs_{page.stem}"}
     exec(compile(code, str(page), "exec"), namespace)  # our own documentation
@@ -120,8 +145,11 @@ def test_troubleshooting_covers_every_error_class():
     text = (DOCS / "troubleshooting.md").read_text()
     for name in nbauth.__all__:
         obj = getattr(nbauth, name)
-        if isinstance(obj, type) and issubclass(obj, (nbauth.AuthError, Warning)) and obj.__module__.startswith(
-                "nbauth"):
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, (nbauth.AuthError, Warning))
+            and obj.__module__.startswith("nbauth")
+        ):
             assert name in text, name
 
 

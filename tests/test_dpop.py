@@ -104,8 +104,14 @@ def test_server_nonces_are_answered_and_remembered(idp_factory):
 
 def test_a_nonce_loop_is_bounded_and_typed(idp_factory):
     looping = idp_factory(IDP_DPOP_NONCE="loop")
-    p = nbauth.Keycloak(looping.origin, "demo", client_id="service-client", client_secret="service-secret",
-                        client_auth="client_secret_post", dpop=True)
+    p = nbauth.Keycloak(
+        looping.origin,
+        "demo",
+        client_id="service-client",
+        client_secret="service-secret",
+        client_auth="client_secret_post",
+        dpop=True,
+    )
     with pytest.raises(nbauth.UseDPoPNonce, match="never accepted") as info:
         p.get_token_by_client_credentials()
     assert "service-secret" not in str(info.value)
@@ -114,8 +120,14 @@ def test_a_nonce_loop_is_bounded_and_typed(idp_factory):
 
 def test_nbauth_token_refuses_to_print_a_dpop_token(idp, nbauth_env):
     s = _login(idp, dpop=True)
-    out = subprocess.run([sys.executable, "-m", "nbauth", "token", "demo"], env=os.environ.copy(),
-                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "nbauth", "token", "demo"],
+        env=os.environ.copy(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0
     assert "DPoP-bound" in out.stderr
     assert s.token.access_token not in out.stdout + out.stderr
@@ -158,8 +170,9 @@ def test_the_dpop_key_and_token_stay_out_of_reprs_and_logs(idp, caplog):
     s = _login(idp, dpop=True)
     s.refresh()
     d = s.token.dpop_key.private_jwk()["d"]
-    shown = " ".join([repr(s), repr(s.token), str(s.token), repr(s.token.dpop_key), str(nbauth.sessions()),
-                      caplog.text])
+    shown = " ".join(
+        [repr(s), repr(s.token), str(s.token), repr(s.token.dpop_key), str(nbauth.sessions()), caplog.text]
+    )
     assert d not in shown and s.token.access_token not in shown
 
 

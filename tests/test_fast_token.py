@@ -25,15 +25,22 @@ print(json.dumps({"token": token, "modules": sorted(m for m in sys.modules if m.
 
 
 def probe(*args, env=None):
-    out = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60,
-                         env=env or os.environ.copy())
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60, env=env or os.environ.copy()
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
 def entry_script(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "nbauth_cli", *args], capture_output=True, text=True, timeout=60,
-                          env=env or os.environ.copy(), stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "nbauth_cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env or os.environ.copy(),
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def login(idp, nbauth_env, name="pw", client="public-client"):

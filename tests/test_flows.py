@@ -36,8 +36,9 @@ def test_client_credentials_basic(idp, resource_api):
 
 
 def test_client_credentials_post_with_other_client(idp, resource_api):
-    p = nbauth.Keycloak(idp.origin, "demo", client_id="service-client", client_secret="service-secret",
-                        client_auth="client_secret_post")
+    p = nbauth.Keycloak(
+        idp.origin, "demo", client_id="service-client", client_secret="service-secret", client_auth="client_secret_post"
+    )
     api = p.get_token_by_client_credentials()
     assert api.get(resource_api.whoami_url).json()["client_id"] == "service-client"
 
@@ -96,8 +97,15 @@ def test_unknown_error_code_is_typed(idp):
 def test_authorization_code_with_pkce(idp):
     verifier, challenge = nbauth.pkce_pair()
     redirect = "http://127.0.0.1:43219/callback"
-    res = authorize(idp, "public-client", redirect, scope="openid profile", pkce=False,
-                    code_challenge=challenge, code_challenge_method="S256")
+    res = authorize(
+        idp,
+        "public-client",
+        redirect,
+        scope="openid profile",
+        pkce=False,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
     assert res["_state_ok"]
     api = public(idp).get_token_by_authorization_code(res["code"], redirect, verifier)
     assert api.user == "alice"
@@ -110,8 +118,7 @@ def test_authorization_code_with_pkce(idp):
 def test_authorization_code_wrong_verifier(idp):
     _, challenge = nbauth.pkce_pair()
     redirect = "http://127.0.0.1:43219/callback"
-    res = authorize(idp, "public-client", redirect, pkce=False, code_challenge=challenge,
-                    code_challenge_method="S256")
+    res = authorize(idp, "public-client", redirect, pkce=False, code_challenge=challenge, code_challenge_method="S256")
     with pytest.raises(nbauth.InvalidGrant):
         public(idp).get_token_by_authorization_code(res["code"], redirect, "x" * 64)
 
@@ -122,9 +129,11 @@ def test_refresh_rotates_and_old_refresh_token_is_dead(idp):
     new = api.refresh()
     assert new.refresh_token != old.refresh_token and new.access_token != old.access_token
     assert new.claims["sub"] == old.claims["sub"]
-    reuse = requests.post(idp["token_endpoint"], data={"grant_type": "refresh_token",
-                                                      "refresh_token": old.refresh_token,
-                                                      "client_id": "public-client"}, timeout=10)
+    reuse = requests.post(
+        idp["token_endpoint"],
+        data={"grant_type": "refresh_token", "refresh_token": old.refresh_token, "client_id": "public-client"},
+        timeout=10,
+    )
     assert reuse.json()["error"] == "invalid_grant"
 
 
@@ -141,8 +150,11 @@ def test_custom_endpoint_and_params_seed_000(idp):
     p = kc(idp)
     api = p.get_token(idp["token_endpoint"], {"grant_type": "client_credentials", "scope": ""})
     assert api.token.access_token
-    api2 = p.get_token(nbauth.Custom({"grant_type": "password", "username": "bob", "password": "bob-password",
-                                      "scope": "openid profile"}))
+    api2 = p.get_token(
+        nbauth.Custom(
+            {"grant_type": "password", "username": "bob", "password": "bob-password", "scope": "openid profile"}
+        )
+    )
     assert api2.user == "bob"
 
 
@@ -231,13 +243,21 @@ def test_confidential_client_credentials_constants():
     assert CONFIDENTIAL_CLIENT == ("confidential-client", "confidential-secret")
 
 
-@pytest.mark.parametrize(("code", "cls"), [
-    ("invalid_request", nbauth.InvalidRequest), ("invalid_client", nbauth.InvalidClient),
-    ("invalid_grant", nbauth.InvalidGrant), ("unauthorized_client", nbauth.UnauthorizedClient),
-    ("unsupported_grant_type", nbauth.UnsupportedGrantType), ("invalid_scope", nbauth.InvalidScope),
-    ("access_denied", nbauth.AccessDenied), ("expired_token", nbauth.ExpiredToken),
-    ("authorization_pending", nbauth.AuthorizationPending), ("slow_down", nbauth.SlowDown),
-])
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        ("invalid_request", nbauth.InvalidRequest),
+        ("invalid_client", nbauth.InvalidClient),
+        ("invalid_grant", nbauth.InvalidGrant),
+        ("unauthorized_client", nbauth.UnauthorizedClient),
+        ("unsupported_grant_type", nbauth.UnsupportedGrantType),
+        ("invalid_scope", nbauth.InvalidScope),
+        ("access_denied", nbauth.AccessDenied),
+        ("expired_token", nbauth.ExpiredToken),
+        ("authorization_pending", nbauth.AuthorizationPending),
+        ("slow_down", nbauth.SlowDown),
+    ],
+)
 def test_every_rfc_code_has_its_class(code, cls):
     from nbauth._errors import error_from_code
 

@@ -38,9 +38,12 @@ def fenced(text):
 
 
 def substitute(code, idp, api):
-    for placeholder, real in (("https://sso.example.com", idp.origin), ('"analytics"', '"demo"'),
-                              ('"jupyter"', '"public-client"'),
-                              ("https://data.example.com/v1/whoami", api.whoami_url)):
+    for placeholder, real in (
+        ("https://sso.example.com", idp.origin),
+        ('"analytics"', '"demo"'),
+        ('"jupyter"', '"public-client"'),
+        ("https://data.example.com/v1/whoami", api.whoami_url),
+    ):
         code = code.replace(placeholder, real)
     return code
 
@@ -77,8 +80,14 @@ def run_page(text, idp, api, nbauth_env, monkeypatch):
             for line in code.splitlines():
                 words = shlex.split(line, comments=True)
                 if words and words[0] == "nbauth":
-                    out = subprocess.run([sys.executable, "-m", "nbauth", *words[1:]], capture_output=True,
-                                         text=True, timeout=60, stdin=subprocess.DEVNULL, env=os.environ.copy())
+                    out = subprocess.run(
+                        [sys.executable, "-m", "nbauth", *words[1:]],
+                        capture_output=True,
+                        text=True,
+                        timeout=60,
+                        stdin=subprocess.DEVNULL,
+                        env=os.environ.copy(),
+                    )
                     assert out.returncode == 0, (line, out.stderr)
                     shell_runs.append((words, out))
     return namespace, approver, shell_runs

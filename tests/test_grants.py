@@ -21,25 +21,38 @@ def test_client_credentials_request():
 def test_password_request_and_repr_hides_password():
     grant = nbauth.Password("alice", "hunter2-secret", scope="openid")
     req = grant.request()
-    assert dict(req.params) == {"grant_type": "password", "username": "alice", "password": "hunter2-secret",
-                                "scope": "openid"}
+    assert dict(req.params) == {
+        "grant_type": "password",
+        "username": "alice",
+        "password": "hunter2-secret",
+        "scope": "openid",
+    }
     assert req.secrets == ("hunter2-secret",)
     assert "hunter2" not in repr(grant) and "hunter2" not in repr(req)
 
 
 def test_authorization_code_refresh_device_requests():
     req = nbauth.AuthorizationCode("CODE123", "http://127.0.0.1:5/cb", "VERIFIER").request()
-    assert dict(req.params) == {"grant_type": "authorization_code", "code": "CODE123",
-                                "redirect_uri": "http://127.0.0.1:5/cb", "code_verifier": "VERIFIER"}
+    assert dict(req.params) == {
+        "grant_type": "authorization_code",
+        "code": "CODE123",
+        "redirect_uri": "http://127.0.0.1:5/cb",
+        "code_verifier": "VERIFIER",
+    }
     assert "CODE123" not in repr(nbauth.AuthorizationCode("CODE123"))
     assert dict(nbauth.RefreshToken("RT", scope="a").request().params) == {
-        "grant_type": "refresh_token", "refresh_token": "RT", "scope": "a"}
+        "grant_type": "refresh_token",
+        "refresh_token": "RT",
+        "scope": "a",
+    }
     assert dict(DeviceCode("DC").request().params)["grant_type"] == "urn:ietf:params:oauth:grant-type:device_code"
 
 
 def test_custom_grant_redacts_known_secret_params():
-    grant = nbauth.Custom({"grant_type": "password", "username": "u", "password": "pw-secret", "x": "1"},
-                          endpoint="https://idp.example/custom")
+    grant = nbauth.Custom(
+        {"grant_type": "password", "username": "u", "password": "pw-secret", "x": "1"},
+        endpoint="https://idp.example/custom",
+    )
     req = grant.request()
     assert req.endpoint == "https://idp.example/custom"
     assert "pw-secret" in req.secrets
@@ -62,16 +75,34 @@ def test_pkce_s256():
 
 
 def test_authorization_url_keeps_existing_query():
-    url = authorization_url("https://idp/auth?kc_idp_hint=x", client_id="c", redirect_uri="http://127.0.0.1:1/cb",
-                            scope="openid", state="S", code_challenge="C", nonce="N")
+    url = authorization_url(
+        "https://idp/auth?kc_idp_hint=x",
+        client_id="c",
+        redirect_uri="http://127.0.0.1:1/cb",
+        scope="openid",
+        state="S",
+        code_challenge="C",
+        nonce="N",
+    )
     q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
-    assert q == {"kc_idp_hint": "x", "response_type": "code", "client_id": "c", "redirect_uri": "http://127.0.0.1:1/cb",
-                 "state": "S", "code_challenge": "C", "code_challenge_method": "S256", "scope": "openid", "nonce": "N"}
+    assert q == {
+        "kc_idp_hint": "x",
+        "response_type": "code",
+        "client_id": "c",
+        "redirect_uri": "http://127.0.0.1:1/cb",
+        "state": "S",
+        "code_challenge": "C",
+        "code_challenge_method": "S256",
+        "scope": "openid",
+        "nonce": "N",
+    }
 
 
 def test_parse_implicit_response_seed_002():
-    url = ("https://your-app.com/callback#state=1234567890&access_token=eyJabc.def.ghi"
-           "&token_type=Bearer&expires_in=3600&session_state=xyz")
+    url = (
+        "https://your-app.com/callback#state=1234567890&access_token=eyJabc.def.ghi"
+        "&token_type=Bearer&expires_in=3600&session_state=xyz"
+    )
     token = nbauth.parse_implicit_response(url, state="1234567890")
     assert token.access_token == "eyJabc.def.ghi"
     assert token.token_type == "Bearer"
@@ -114,11 +145,14 @@ def test_basic_credentials_form_encode_before_base64():
     assert urllib.parse.unquote_plus(secret) == "s3cr:t +%/&=é"
 
 
-@pytest.mark.parametrize(("method", "header", "body"), [
-    ("client_secret_basic", True, {"grant_type": "x"}),
-    ("client_secret_post", False, {"grant_type": "x", "client_id": "c", "client_secret": "s"}),
-    ("none", False, {"grant_type": "x", "client_id": "c"}),
-])
+@pytest.mark.parametrize(
+    ("method", "header", "body"),
+    [
+        ("client_secret_basic", True, {"grant_type": "x"}),
+        ("client_secret_post", False, {"grant_type": "x", "client_id": "c", "client_secret": "s"}),
+        ("none", False, {"grant_type": "x", "client_id": "c"}),
+    ],
+)
 def test_client_auth_registry(method, header, body):
     headers, data = {}, {"grant_type": "x"}
     apply_client_auth(method, headers, data, "c", "s")

@@ -22,8 +22,9 @@ PASSWORD = "user-password-51fa"
 
 
 def kc(idp, **kw):
-    return nbauth.Keycloak(idp.origin, "demo", client_id="confidential-client", client_secret="confidential-secret",
-                           **kw)
+    return nbauth.Keycloak(
+        idp.origin, "demo", client_id="confidential-client", client_secret="confidential-secret", **kw
+    )
 
 
 def token_requests(idp, grant=""):
@@ -42,8 +43,9 @@ def test_a_logged_out_session_sends_nothing(idp, resource_api):
 
 def test_logout_survives_a_provider_that_does_not_revoke_access_tokens(faulty):
     faulty.set("POST", "/token", json_response({"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 300}))
-    faulty.set("POST", "/revoke", sequence(json_response({}), json_response({"error": "unsupported_token_type"},
-                                                                            status=400)))
+    faulty.set(
+        "POST", "/revoke", sequence(json_response({}), json_response({"error": "unsupported_token_type"}, status=400))
+    )
     p = nbauth.Provider(f"{faulty.url}/token", revocation_url=f"{faulty.url}/revoke", client_id="app")
     api = p.get_token_by_password("alice", PASSWORD)
     report = api.logout()  # RFC 7009 §2.2.1: the refresh token is revoked, the access token simply expires
@@ -86,8 +88,11 @@ def test_token_requests_have_a_short_default_deadline():
 
 
 def test_a_short_503_is_retried_once_a_long_one_fails_at_once(faulty):
-    faulty.set("POST", "/token", sequence(server_error(503, retry_after=1),
-                                          json_response({"access_token": "at", "expires_in": 60})))
+    faulty.set(
+        "POST",
+        "/token",
+        sequence(server_error(503, retry_after=1), json_response({"access_token": "at", "expires_in": 60})),
+    )
     p = nbauth.Provider(f"{faulty.url}/token", client_id="app", client_secret=SECRET)
     assert p.get_token_by_client_credentials().token.access_token == "at"
     assert faulty.hits("/token") == 2

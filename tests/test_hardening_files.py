@@ -55,12 +55,20 @@ def test_users_directory_is_left_alone_nbauth_keeps_to_its_subdirectory(tmp_path
 def test_logout_all_deletes_only_nbauths_files(tmp_path):
     work, files = users_directory(tmp_path)
     env = {**os.environ, "NBAUTH_CACHE_DIR": str(work)}
-    code = ("from tests.test_hardening_files import KEY, entry; from nbauth._store import current_store;"
-            "assert current_store().write(KEY.digest, entry().to_json())")
+    code = (
+        "from tests.test_hardening_files import KEY, entry; from nbauth._store import current_store;"
+        "assert current_store().write(KEY.digest, entry().to_json())"
+    )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True, timeout=60)
-    out = subprocess.run([sys.executable, "-m", "nbauth", "logout", "--all"], env=env, capture_output=True,
-                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [sys.executable, "-m", "nbauth", "logout", "--all"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 0, out.stderr
     assert {n: (work / n).read_text() for n in files} == files and mode(work) == 0o755
     assert [n for n in os.listdir(work / "nbauth-cache") if n.endswith(".json")] == []

@@ -76,8 +76,12 @@ def test_a_stuck_connection_is_cut_after_its_deadline(monkeypatch):
 
 
 def test_wrong_host_header_is_refused(listener):
-    r = requests.get(listener.redirect_uri, params={"state": "the-state", "code": "c"},
-                     headers={"Host": f"attacker.example:{listener.port}"}, timeout=5)
+    r = requests.get(
+        listener.redirect_uri,
+        params={"state": "the-state", "code": "c"},
+        headers={"Host": f"attacker.example:{listener.port}"},
+        timeout=5,
+    )
     assert r.status_code == 400
     with pytest.raises(nbauth.LoginRequired):
         listener.wait(_clock.monotonic() + 0.3)

@@ -14,9 +14,20 @@ from nbauth.ui._text import device_login_text
 OSC8 = "\x1b]8;;https://evil.example/\x1b\\https://idp.example/device\x1b]8;;\x1b\\"
 OSC52 = "\x1b]52;c;Y3VybCBldmlsfHNo\x07"
 HOSTILE = [
-    OSC8, OSC52, "\x1b[2J\x1b[H", "\x1b[1A\x1b[2K", "\x9b31m", "\x9d8;;https://evil\x9c", "\x1bP+q\x1b\\",
-    "\x1b_apc\x1b\\", "\x90dcs\x9c", "a\rb", "\x07\x08\x7f", "\u202etxt.exe",
-    "\x1bc", "\x1b(0",
+    OSC8,
+    OSC52,
+    "\x1b[2J\x1b[H",
+    "\x1b[1A\x1b[2K",
+    "\x9b31m",
+    "\x9d8;;https://evil\x9c",
+    "\x1bP+q\x1b\\",
+    "\x1b_apc\x1b\\",
+    "\x90dcs\x9c",
+    "a\rb",
+    "\x07\x08\x7f",
+    "\u202etxt.exe",
+    "\x1bc",
+    "\x1b(0",
 ]
 ESCAPE_OR_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -44,17 +55,37 @@ def test_osc8_link_text_stays_only_the_visible_part():
 
 
 def device_provider(faulty):
-    return nbauth.Provider(f"{faulty.url}/token", device_authorization_url=f"{faulty.url}/device",
-                           client_id="app", client_auth="none", timeout=2)
+    return nbauth.Provider(
+        f"{faulty.url}/token",
+        device_authorization_url=f"{faulty.url}/device",
+        client_id="app",
+        client_auth="none",
+        timeout=2,
+    )
 
 
 def test_text_device_flow_prints_no_escape_sequence(faulty):
-    faulty.set("POST", "/device", json_response({
-        "device_code": "dc", "user_code": "WXYZ-1234", "expires_in": 60, "interval": 1,
-        "verification_uri": f"https://idp.example/device{OSC8}{OSC52}",
-        "verification_uri_complete": f"https://idp.example/device?c=1\x1b[2J{OSC52}"}))
-    faulty.set("POST", "/token", json_response(
-        {"error": "access_denied", "error_description": f"no \x1b]52;c;ZXZpbA==\x07 {OSC8} way"}, status=400))
+    faulty.set(
+        "POST",
+        "/device",
+        json_response(
+            {
+                "device_code": "dc",
+                "user_code": "WXYZ-1234",
+                "expires_in": 60,
+                "interval": 1,
+                "verification_uri": f"https://idp.example/device{OSC8}{OSC52}",
+                "verification_uri_complete": f"https://idp.example/device?c=1\x1b[2J{OSC52}",
+            }
+        ),
+    )
+    faulty.set(
+        "POST",
+        "/token",
+        json_response(
+            {"error": "access_denied", "error_description": f"no \x1b]52;c;ZXZpbA==\x07 {OSC8} way"}, status=400
+        ),
+    )
     out = io.StringIO()
     with pytest.raises(nbauth.AccessDenied) as info:
         device_login_text(device_provider(faulty), None, out=out)

@@ -9,32 +9,50 @@ import nbauth
 from nbauth._transport import require_secure
 
 
-@pytest.mark.parametrize("url", [
-    "http://evil.example.com\\@127.0.0.1/token",      # urllib3: evil.example.com, stdlib: 127.0.0.1
-    "http://127.0.0.1:80\\@evil.example.com/token",   # the other way round
-    "https://idp.example.com\\@127.0.0.1/",
-    "http://127.0.0.1\t.evil.example.com/",
-    "http://127.0.0.1 .evil.example.com/",
-    "http://127.0.0.1\n@evil.example.com/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://evil.example.com\\@127.0.0.1/token",  # urllib3: evil.example.com, stdlib: 127.0.0.1
+        "http://127.0.0.1:80\\@evil.example.com/token",  # the other way round
+        "https://idp.example.com\\@127.0.0.1/",
+        "http://127.0.0.1\t.evil.example.com/",
+        "http://127.0.0.1 .evil.example.com/",
+        "http://127.0.0.1\n@evil.example.com/",
+    ],
+)
 def test_urls_the_two_parsers_read_differently_are_refused(url):
     with pytest.raises(nbauth.ConfigurationError):
         require_secure(url, "token_url")
 
 
-@pytest.mark.parametrize("url", [
-    "http://app.localhost/token", "http://localhost.evil.example.com/", "http://localhost./",
-    "http://127.1/", "http://0x7f.0.0.1/", "http://2130706433/", "http://[::ffff:7f00:1]/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://app.localhost/token",
+        "http://localhost.evil.example.com/",
+        "http://localhost./",
+        "http://127.1/",
+        "http://0x7f.0.0.1/",
+        "http://2130706433/",
+        "http://[::ffff:7f00:1]/",
+    ],
+)
 def test_http_only_for_literal_loopback(url):
     with pytest.raises(nbauth.AuthError, match=r"plain http|not a valid|ambiguous"):
         require_secure(url, "token_url")
 
 
-@pytest.mark.parametrize("url", [
-    "http://localhost:8080/t", "http://LOCALHOST/t", "http://127.0.0.1/t", "http://127.8.9.10:1/t",
-    "http://[::1]:8080/t", "https://idp.example.com/realms/x?a=b\\c".replace("\\c", "c"),
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8080/t",
+        "http://LOCALHOST/t",
+        "http://127.0.0.1/t",
+        "http://127.8.9.10:1/t",
+        "http://[::1]:8080/t",
+        "https://idp.example.com/realms/x?a=b\\c".replace("\\c", "c"),
+    ],
+)
 def test_loopback_and_https_still_pass(url):
     assert require_secure(url, "token_url") == url
 

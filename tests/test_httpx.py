@@ -24,8 +24,7 @@ def confidential(idp):
 
 def short_lived(idp):
     """3-second access tokens with refresh tokens (password grant, public client)."""
-    provider = nbauth.Keycloak(idp.origin, "demo", client_id="short-lived-client", client_auth="none",
-                               name="short")
+    provider = nbauth.Keycloak(idp.origin, "demo", client_id="short-lived-client", client_auth="none", name="short")
     return provider.get_token_by_password("alice", "alice-password", scope="openid")
 
 

@@ -22,8 +22,9 @@ def hubs(idp_factory, tmp_path_factory):
     started = {}
     try:
         for name, age in (("steady", 300), ("eager", 1)):
-            started[name] = start_hub(idp, tmp_path_factory.mktemp(f"hub-{name}"), port=ports[name],
-                                      auth_refresh_age=age)
+            started[name] = start_hub(
+                idp, tmp_path_factory.mktemp(f"hub-{name}"), port=ports[name], auth_refresh_age=age
+            )
         yield idp, started
     finally:
         for hub in started.values():
@@ -66,8 +67,9 @@ def test_a_hub_login_needs_no_prompt_and_no_token_request(on_hub, nbauth_env):
     r = s.get(idp.endpoint("userinfo_endpoint"))
     assert r.status_code == 200 and r.json()["preferred_username"] == "alice"
     after = idp.stats()
-    assert {k: v for k, v in after.items() if k.startswith("token:")} == \
-        {k: v for k, v in before.items() if k.startswith("token:")}
+    assert {k: v for k, v in after.items() if k.startswith("token:")} == {
+        k: v for k, v in before.items() if k.startswith("token:")
+    }
     cache = "".join(f.read_text() for f in nbauth_env.cache_dir.rglob("*.json"))
     assert json.loads(cache)["token"]["refresh_token"] is None
     applies, why = _hub.hub_status(_provider(idp))
@@ -80,8 +82,12 @@ def test_user_endpoint_has_no_auth_state_so_users_name_is_read(on_hub):
     import requests
 
     token = hub.kernel_env()["JUPYTERHUB_API_TOKEN"]
-    assert requests.get(f"{hub.api_url}/user", headers={"Authorization": f"token {token}"}, timeout=10).json()[
-        "auth_state"] is None
+    assert (
+        requests.get(f"{hub.api_url}/user", headers={"Authorization": f"token {token}"}, timeout=10).json()[
+            "auth_state"
+        ]
+        is None
+    )
 
 
 def test_a_hub_for_another_issuer_is_skipped_and_says_why(on_hub, idp):

@@ -52,14 +52,17 @@ def test_valid_rs256_and_es256():
     assert verify(make(key=EC_KEY, alg="ES256", kid="ec-1"))["sub"] == "user-1"
 
 
-@pytest.mark.parametrize(("overrides", "match"), [
-    ({"iss": "https://evil.example"}, "issuer"),
-    ({"aud": "other-client"}, "another client"),
-    ({"exp": int(time.time()) - 3600}, "expired"),
-    ({"nonce": "replayed"}, "nonce"),
-    ({"exp": None}, "invalid"),
-    ({"iat": int(time.time()) + 3600}, "future"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"iss": "https://evil.example"}, "issuer"),
+        ({"aud": "other-client"}, "another client"),
+        ({"exp": int(time.time()) - 3600}, "expired"),
+        ({"nonce": "replayed"}, "nonce"),
+        ({"exp": None}, "invalid"),
+        ({"iat": int(time.time()) + 3600}, "future"),
+    ],
+)
 def test_claim_checks(overrides, match):
     with pytest.raises(nbauth.VerificationError, match=match):
         verify(make(**overrides))

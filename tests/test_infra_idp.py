@@ -29,55 +29,82 @@ CB = "http://127.0.0.1:43210/callback"
 
 # name -> (env for idp_factory, expected issuer path, {metadata key: expected path relative to the origin})
 SHAPES: dict[str, tuple[dict[str, str], str, dict[str, str]]] = {
-    "keycloak": ({}, "/realms/demo", {
-        "authorization_endpoint": "/realms/demo/protocol/openid-connect/auth",
-        "token_endpoint": "/realms/demo/protocol/openid-connect/token",
-        "userinfo_endpoint": "/realms/demo/protocol/openid-connect/userinfo",
-        "jwks_uri": "/realms/demo/protocol/openid-connect/certs",
-        "introspection_endpoint": "/realms/demo/protocol/openid-connect/token/introspect",
-        "revocation_endpoint": "/realms/demo/protocol/openid-connect/revoke",
-        "end_session_endpoint": "/realms/demo/protocol/openid-connect/logout",
-        "device_authorization_endpoint": "/realms/demo/protocol/openid-connect/auth/device",
-    }),
-    "keycloak-legacy-auth": ({"IDP_PATH_PREFIX": "/auth"}, "/auth/realms/demo", {
-        "authorization_endpoint": "/auth/realms/demo/protocol/openid-connect/auth",
-        "token_endpoint": "/auth/realms/demo/protocol/openid-connect/token",
-        "jwks_uri": "/auth/realms/demo/protocol/openid-connect/certs",
-        "device_authorization_endpoint": "/auth/realms/demo/protocol/openid-connect/auth/device",
-    }),
-    "identityserver": ({"IDP_SHAPE": "identityserver"}, "", {
-        "authorization_endpoint": "/connect/authorize",
-        "token_endpoint": "/connect/token",
-        "userinfo_endpoint": "/connect/userinfo",
-        "jwks_uri": "/.well-known/openid-configuration/jwks",
-        "introspection_endpoint": "/connect/introspect",
-        "revocation_endpoint": "/connect/revocation",
-        "end_session_endpoint": "/connect/endsession",
-        "device_authorization_endpoint": "/connect/deviceauthorization",
-    }),
-    "identityserver-prefix": ({"IDP_SHAPE": "identityserver", "IDP_PATH_PREFIX": "/idsrv/"}, "/idsrv", {
-        "token_endpoint": "/idsrv/connect/token",
-        "jwks_uri": "/idsrv/.well-known/openid-configuration/jwks",
-    }),
-    "simpleidserver": ({"IDP_SHAPE": "simpleidserver"}, "/master", {
-        "authorization_endpoint": "/master/authorization",
-        "token_endpoint": "/master/token",
-        "userinfo_endpoint": "/master/userinfo",
-        "jwks_uri": "/master/jwks",
-        "introspection_endpoint": "/master/token_info",
-        "revocation_endpoint": "/master/token/revoke",
-        "end_session_endpoint": "/master/end_session",
-        "device_authorization_endpoint": "/master/device_authorization",
-    }),
-    "simpleidserver-realm": ({"IDP_SHAPE": "simpleidserver", "IDP_REALM": "tenant1"}, "/tenant1", {
-        "token_endpoint": "/tenant1/token",
-        "introspection_endpoint": "/tenant1/token_info",
-    }),
+    "keycloak": (
+        {},
+        "/realms/demo",
+        {
+            "authorization_endpoint": "/realms/demo/protocol/openid-connect/auth",
+            "token_endpoint": "/realms/demo/protocol/openid-connect/token",
+            "userinfo_endpoint": "/realms/demo/protocol/openid-connect/userinfo",
+            "jwks_uri": "/realms/demo/protocol/openid-connect/certs",
+            "introspection_endpoint": "/realms/demo/protocol/openid-connect/token/introspect",
+            "revocation_endpoint": "/realms/demo/protocol/openid-connect/revoke",
+            "end_session_endpoint": "/realms/demo/protocol/openid-connect/logout",
+            "device_authorization_endpoint": "/realms/demo/protocol/openid-connect/auth/device",
+        },
+    ),
+    "keycloak-legacy-auth": (
+        {"IDP_PATH_PREFIX": "/auth"},
+        "/auth/realms/demo",
+        {
+            "authorization_endpoint": "/auth/realms/demo/protocol/openid-connect/auth",
+            "token_endpoint": "/auth/realms/demo/protocol/openid-connect/token",
+            "jwks_uri": "/auth/realms/demo/protocol/openid-connect/certs",
+            "device_authorization_endpoint": "/auth/realms/demo/protocol/openid-connect/auth/device",
+        },
+    ),
+    "identityserver": (
+        {"IDP_SHAPE": "identityserver"},
+        "",
+        {
+            "authorization_endpoint": "/connect/authorize",
+            "token_endpoint": "/connect/token",
+            "userinfo_endpoint": "/connect/userinfo",
+            "jwks_uri": "/.well-known/openid-configuration/jwks",
+            "introspection_endpoint": "/connect/introspect",
+            "revocation_endpoint": "/connect/revocation",
+            "end_session_endpoint": "/connect/endsession",
+            "device_authorization_endpoint": "/connect/deviceauthorization",
+        },
+    ),
+    "identityserver-prefix": (
+        {"IDP_SHAPE": "identityserver", "IDP_PATH_PREFIX": "/idsrv/"},
+        "/idsrv",
+        {
+            "token_endpoint": "/idsrv/connect/token",
+            "jwks_uri": "/idsrv/.well-known/openid-configuration/jwks",
+        },
+    ),
+    "simpleidserver": (
+        {"IDP_SHAPE": "simpleidserver"},
+        "/master",
+        {
+            "authorization_endpoint": "/master/authorization",
+            "token_endpoint": "/master/token",
+            "userinfo_endpoint": "/master/userinfo",
+            "jwks_uri": "/master/jwks",
+            "introspection_endpoint": "/master/token_info",
+            "revocation_endpoint": "/master/token/revoke",
+            "end_session_endpoint": "/master/end_session",
+            "device_authorization_endpoint": "/master/device_authorization",
+        },
+    ),
+    "simpleidserver-realm": (
+        {"IDP_SHAPE": "simpleidserver", "IDP_REALM": "tenant1"},
+        "/tenant1",
+        {
+            "token_endpoint": "/tenant1/token",
+            "introspection_endpoint": "/tenant1/token_info",
+        },
+    ),
 }
 DEVICE_PAGES = {
-    "keycloak": "/realms/demo/device", "keycloak-legacy-auth": "/auth/realms/demo/device",
-    "identityserver": "/device", "identityserver-prefix": "/idsrv/device",
-    "simpleidserver": "/master/Device", "simpleidserver-realm": "/tenant1/Device",
+    "keycloak": "/realms/demo/device",
+    "keycloak-legacy-auth": "/auth/realms/demo/device",
+    "identityserver": "/device",
+    "identityserver-prefix": "/idsrv/device",
+    "simpleidserver": "/master/Device",
+    "simpleidserver-realm": "/tenant1/Device",
 }
 
 
@@ -126,15 +153,17 @@ def test_flows_in_every_shape(shaped: tuple[str, IdP]) -> None:
     r = idp.token({"grant_type": "client_credentials"}, auth=CONFIDENTIAL_CLIENT)
     assert r.status_code == 200, r.text
     assert r.json()["token_type"] == "Bearer"
-    r = idp.token({"grant_type": "client_credentials", "client_id": SERVICE_CLIENT[0],
-                   "client_secret": SERVICE_CLIENT[1]})
+    r = idp.token(
+        {"grant_type": "client_credentials", "client_id": SERVICE_CLIENT[0], "client_secret": SERVICE_CLIENT[1]}
+    )
     assert r.status_code == 200, r.text
 
     # password grant (custom grant of server.js)
     t = idp.password_token("public-client", "alice", scope="openid profile")
     assert {"access_token", "refresh_token", "id_token"} <= t.keys()
-    ui = requests.get(idp.endpoint("userinfo_endpoint"),
-                      headers={"Authorization": f"Bearer {t['access_token']}"}, timeout=5)
+    ui = requests.get(
+        idp.endpoint("userinfo_endpoint"), headers={"Authorization": f"Bearer {t['access_token']}"}, timeout=5
+    )
     assert ui.status_code == 200 and ui.json()["preferred_username"] == "alice"
 
     # device flow, approved through the admin API
@@ -150,8 +179,15 @@ def test_flows_in_every_shape(shaped: tuple[str, IdP]) -> None:
     res = authorize(idp, "public-client", CB, scope="openid profile")
     assert res.get("code"), res
     assert res["_state_ok"] and res["iss"] == idp.issuer
-    tok = idp.token({"grant_type": "authorization_code", "code": res["code"], "redirect_uri": CB,
-                     "client_id": "public-client", "code_verifier": res["_verifier"]})
+    tok = idp.token(
+        {
+            "grant_type": "authorization_code",
+            "code": res["code"],
+            "redirect_uri": CB,
+            "client_id": "public-client",
+            "code_verifier": res["_verifier"],
+        }
+    )
     assert tok.status_code == 200, tok.text
     rt = tok.json()["refresh_token"]
     r = idp.token({"grant_type": "refresh_token", "refresh_token": rt, "client_id": "public-client"})
@@ -184,8 +220,10 @@ def test_login_form_and_wrong_password(idp: IdP) -> None:
 
 def test_confidential_code_flow_with_basic(idp: IdP) -> None:
     res = authorize(idp, CONFIDENTIAL_CLIENT[0], CONFIDENTIAL_REDIRECT_URI, scope="openid email", pkce=False)
-    r = idp.token({"grant_type": "authorization_code", "code": res["code"],
-                   "redirect_uri": CONFIDENTIAL_REDIRECT_URI}, auth=CONFIDENTIAL_CLIENT)
+    r = idp.token(
+        {"grant_type": "authorization_code", "code": res["code"], "redirect_uri": CONFIDENTIAL_REDIRECT_URI},
+        auth=CONFIDENTIAL_CLIENT,
+    )
     assert r.status_code == 200, r.text
 
 
@@ -195,13 +233,21 @@ def test_odd_client_form_encoded_basic_works(idp: IdP) -> None:
     assert cid == "odd client:1" and ":" in secret and "%" in secret and "+" in secret
     header = basic_auth_header(cid, secret)  # quote_plus each, then Base64
     assert base64.b64decode(header.split()[1]).decode() == "odd+client%3A1:s3cr%3At+%2B%25%2F%26%3D%3F~"
-    r = requests.post(idp.endpoint("token_endpoint"), data={"grant_type": "client_credentials"},
-                      headers={"Authorization": header}, timeout=5)
+    r = requests.post(
+        idp.endpoint("token_endpoint"),
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": header},
+        timeout=5,
+    )
     assert r.status_code == 200, r.text
     # %20 for the spaces (urllib.parse.quote) decodes the same way
     raw = f"{urllib.parse.quote(cid, safe='')}:{urllib.parse.quote(secret, safe='')}"
-    r = requests.post(idp.endpoint("token_endpoint"), data={"grant_type": "client_credentials"},
-                      headers={"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}, timeout=5)
+    r = requests.post(
+        idp.endpoint("token_endpoint"),
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()},
+        timeout=5,
+    )
     assert r.status_code == 200, r.text
     # the password grant works with it too
     r = idp.token({"grant_type": "password", "username": "alice", "password": "alice-password"}, auth=ODD_CLIENT)
@@ -211,8 +257,9 @@ def test_odd_client_form_encoded_basic_works(idp: IdP) -> None:
 def test_odd_client_raw_basic_fails(idp: IdP) -> None:
     # what requests' auth=(id, secret) sends: no form-encoding. The id contains ':' so the split is wrong,
     # and the "secret" half has '%/&' which is not valid percent-encoding -> invalid_request.
-    r = requests.post(idp.endpoint("token_endpoint"), data={"grant_type": "client_credentials"},
-                      auth=ODD_CLIENT, timeout=5)
+    r = requests.post(
+        idp.endpoint("token_endpoint"), data={"grant_type": "client_credentials"}, auth=ODD_CLIENT, timeout=5
+    )
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_request"
     assert "not properly encoded" in r.json()["error_description"]
@@ -222,22 +269,33 @@ def test_plus_in_raw_basic_means_space(idp: IdP) -> None:
     # oidc-provider form-decodes: a raw '+' would become ' ', so a secret with '+' sent raw fails
     cid, secret = ODD_CLIENT
     raw = f"{urllib.parse.quote_plus(cid)}:{secret.replace('%', '%25').replace('/', '%2F').replace('&', '%26')}"
-    r = requests.post(idp.endpoint("token_endpoint"), data={"grant_type": "client_credentials"},
-                      headers={"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()}, timeout=5)
+    r = requests.post(
+        idp.endpoint("token_endpoint"),
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic " + base64.b64encode(raw.encode()).decode()},
+        timeout=5,
+    )
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
 
 
 def test_odd_client_secret_in_body_is_accepted_too(idp: IdP) -> None:
     # oidc-provider accepts client_secret_post for a client registered with client_secret_basic (and vice versa)
     cid, secret = ODD_CLIENT
-    r = requests.post(idp.endpoint("token_endpoint"), timeout=5,
-                      data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret})
+    r = requests.post(
+        idp.endpoint("token_endpoint"),
+        timeout=5,
+        data={"grant_type": "client_credentials", "client_id": cid, "client_secret": secret},
+    )
     assert r.status_code == 200, r.text
 
 
 def test_both_basic_and_body_secret_is_invalid_request(idp: IdP) -> None:
-    r = requests.post(idp.endpoint("token_endpoint"), auth=CONFIDENTIAL_CLIENT, timeout=5,
-                      data={"grant_type": "client_credentials", "client_secret": CONFIDENTIAL_CLIENT[1]})
+    r = requests.post(
+        idp.endpoint("token_endpoint"),
+        auth=CONFIDENTIAL_CLIENT,
+        timeout=5,
+        data={"grant_type": "client_credentials", "client_secret": CONFIDENTIAL_CLIENT[1]},
+    )
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
 
 
@@ -258,8 +316,9 @@ def test_discovery_omit(idp_factory: Any) -> None:
     d = requests.post(url, data={"client_id": "public-client"}, timeout=5)
     assert d.status_code == 200 and "device_code" in d.json()
     t = idp.password_token()
-    rev = requests.post(idp.endpoint("revocation_endpoint"), timeout=5,
-                        data={"token": t["refresh_token"], "client_id": "public-client"})
+    rev = requests.post(
+        idp.endpoint("revocation_endpoint"), timeout=5, data={"token": t["refresh_token"], "client_id": "public-client"}
+    )
     assert rev.status_code == 200
 
 
@@ -289,10 +348,18 @@ def test_reset_part2_idp_was_reset(idp: IdP) -> None:
     assert idp.stats() == {}
     # auto-login is off again: the login form is used (as alice)
     res = authorize(idp, "public-client", CB, scope="openid profile")
-    t = idp.token({"grant_type": "authorization_code", "code": res["code"], "redirect_uri": CB,
-                   "client_id": "public-client", "code_verifier": res["_verifier"]}).json()
-    claims = requests.get(idp.endpoint("userinfo_endpoint"), timeout=5,
-                          headers={"Authorization": f"Bearer {t['access_token']}"}).json()
+    t = idp.token(
+        {
+            "grant_type": "authorization_code",
+            "code": res["code"],
+            "redirect_uri": CB,
+            "client_id": "public-client",
+            "code_verifier": res["_verifier"],
+        }
+    ).json()
+    claims = requests.get(
+        idp.endpoint("userinfo_endpoint"), timeout=5, headers={"Authorization": f"Bearer {t['access_token']}"}
+    ).json()
     assert claims["preferred_username"] == "alice"
     # clock skew back to 0: a fresh token is not issued 1000 s in the future
     assert abs(idp.admin("clock", skew="0").json()["now"] - time.time()) < 5
@@ -305,8 +372,16 @@ def test_auto_login_env_survives_reset(idp_factory: Any) -> None:
 
 
 def test_clients_file(idp_factory: Any, tmp_path: Any) -> None:
-    clients = [{"client_id": "only-client", "client_secret": "only-secret", "grant_types": ["client_credentials"],
-                "response_types": [], "redirect_uris": [], "token_endpoint_auth_method": "client_secret_basic"}]
+    clients = [
+        {
+            "client_id": "only-client",
+            "client_secret": "only-secret",
+            "grant_types": ["client_credentials"],
+            "response_types": [],
+            "redirect_uris": [],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }
+    ]
     path = tmp_path / "clients.json"
     path.write_text(json.dumps(clients))
     idp = idp_factory(IDP_CLIENTS_FILE=str(path))
@@ -339,13 +414,16 @@ def test_resource_api_introspects(idp: IdP, resource_api: Any) -> None:
     none = requests.get(resource_api.whoami_url, timeout=5)
     assert none.status_code == 401 and "error=" not in none.headers["WWW-Authenticate"]
     idp.set_clock(400)  # access tokens live 300 s
-    expired = requests.get(resource_api.whoami_url, timeout=5,
-                           headers={"Authorization": f"Bearer {t['access_token']}"})
+    expired = requests.get(resource_api.whoami_url, timeout=5, headers={"Authorization": f"Bearer {t['access_token']}"})
     assert expired.status_code == 401
     assert resource_api.invalid_token_count == 2
     assert resource_api.missing_token_count == 1 and resource_api.ok_count == 1
-    assert resource_api.authorization_headers == [f"Bearer {t['access_token']}", "Bearer nope", None,
-                                                  f"Bearer {t['access_token']}"]
+    assert resource_api.authorization_headers == [
+        f"Bearer {t['access_token']}",
+        "Bearer nope",
+        None,
+        f"Bearer {t['access_token']}",
+    ]
     assert idp.stats()["introspection:200"] == 3
 
 

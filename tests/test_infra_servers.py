@@ -59,10 +59,12 @@ def test_fusio_consumer_login(fusio: FusioServer) -> None:
 def test_fusio_client_credentials_like_the_seed(fusio: FusioServer) -> None:
     basic = base64.b64encode(f"{SEED_CLIENT_ID}:{SEED_CLIENT_SECRET}".encode()).decode()
     before = time.time()
-    r = requests.post(f"{fusio.url}/authorization/token", timeout=5,
-                      headers={"Authorization": f"Basic {basic}",
-                               "Content-Type": "application/x-www-form-urlencoded"},
-                      data="grant_type=client_credentials&scope=authorization,backend")
+    r = requests.post(
+        f"{fusio.url}/authorization/token",
+        timeout=5,
+        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"},
+        data="grant_type=client_credentials&scope=authorization,backend",
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token", "scope"}
@@ -78,11 +80,13 @@ def test_fusio_client_credentials_like_the_seed(fusio: FusioServer) -> None:
 
 def test_fusio_comma_scopes(fusio: FusioServer) -> None:
     url = f"{fusio.url}/authorization/token"
-    r = requests.post(url, auth=FUSIO_APP, data={"grant_type": "client_credentials", "scope": "authorization,backend"},
-                      timeout=5)
+    r = requests.post(
+        url, auth=FUSIO_APP, data={"grant_type": "client_credentials", "scope": "authorization,backend"}, timeout=5
+    )
     assert r.json()["scope"] == "authorization,backend"
-    spaced = requests.post(url, auth=FUSIO_APP, timeout=5,
-                           data={"grant_type": "client_credentials", "scope": "authorization backend"})
+    spaced = requests.post(
+        url, auth=FUSIO_APP, timeout=5, data={"grant_type": "client_credentials", "scope": "authorization backend"}
+    )
     assert spaced.status_code == 400 and spaced.json()["error"] == "invalid_scope"
     unscoped = requests.post(url, auth=FUSIO_APP, data={"grant_type": "client_credentials"}, timeout=5)
     assert unscoped.json()["scope"] == "authorization,backend,consumer"
@@ -90,31 +94,56 @@ def test_fusio_comma_scopes(fusio: FusioServer) -> None:
 
 def test_fusio_password_refresh_rotation(fusio: FusioServer) -> None:
     url = f"{fusio.url}/authorization/token"
-    r = requests.post(url, auth=FUSIO_APP, timeout=5, data={
-        "grant_type": "password", "username": "test", "password": "test-password", "scope": "backend"})
+    r = requests.post(
+        url,
+        auth=FUSIO_APP,
+        timeout=5,
+        data={"grant_type": "password", "username": "test", "password": "test-password", "scope": "backend"},
+    )
     assert r.status_code == 200, r.text
     t1 = r.json()
-    bad = requests.post(url, auth=FUSIO_APP, timeout=5,
-                        data={"grant_type": "password", "username": "test", "password": "nope"})
+    bad = requests.post(
+        url, auth=FUSIO_APP, timeout=5, data={"grant_type": "password", "username": "test", "password": "nope"}
+    )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
     # refresh as in the seed: client credentials in the body
-    r = requests.post(url, timeout=5, data={"grant_type": "refresh_token", "refresh_token": t1["refresh_token"],
-                                            "client_id": FUSIO_APP[0], "client_secret": FUSIO_APP[1]})
+    r = requests.post(
+        url,
+        timeout=5,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": t1["refresh_token"],
+            "client_id": FUSIO_APP[0],
+            "client_secret": FUSIO_APP[1],
+        },
+    )
     assert r.status_code == 200, r.text
     t2 = r.json()
     assert t2["refresh_token"] != t1["refresh_token"] and t2["scope"] == "backend"
-    reuse = requests.post(url, timeout=5, data={"grant_type": "refresh_token", "refresh_token": t1["refresh_token"],
-                                                "client_id": FUSIO_APP[0], "client_secret": FUSIO_APP[1]})
-    assert reuse.status_code == 400 and reuse.json() == {"error": "invalid_grant",
-                                                         "error_description": "Invalid refresh token"}
+    reuse = requests.post(
+        url,
+        timeout=5,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": t1["refresh_token"],
+            "client_id": FUSIO_APP[0],
+            "client_secret": FUSIO_APP[1],
+        },
+    )
+    assert reuse.status_code == 400 and reuse.json() == {
+        "error": "invalid_grant",
+        "error_description": "Invalid refresh token",
+    }
     # whoami: valid / missing / expired
-    who = requests.get(f"{fusio.url}/backend/whoami", headers={"Authorization": f"Bearer {t2['access_token']}"},
-                       timeout=5)
+    who = requests.get(
+        f"{fusio.url}/backend/whoami", headers={"Authorization": f"Bearer {t2['access_token']}"}, timeout=5
+    )
     assert who.status_code == 200 and who.json()["name"] == "test" and who.json()["scope"] == ["backend"]
     assert requests.get(f"{fusio.url}/backend/whoami", timeout=5).status_code == 401
     fusio.expire_access_tokens()
-    expired = requests.get(f"{fusio.url}/backend/whoami", headers={"Authorization": f"Bearer {t2['access_token']}"},
-                           timeout=5)
+    expired = requests.get(
+        f"{fusio.url}/backend/whoami", headers={"Authorization": f"Bearer {t2['access_token']}"}, timeout=5
+    )
     assert expired.status_code == 401 and "invalid_token" in expired.headers["WWW-Authenticate"]
 
 
@@ -136,8 +165,12 @@ def test_fusio_authorization_code_and_errors(fusio: FusioServer) -> None:
 
 def test_fusio_configurable_ttl_and_reset() -> None:
     with FusioServer(users={"u": "p"}, access_ttl=5) as srv:
-        r = requests.post(f"{srv.url}/authorization/token", auth=FUSIO_APP, timeout=5,
-                          data={"grant_type": "password", "username": "u", "password": "p"})
+        r = requests.post(
+            f"{srv.url}/authorization/token",
+            auth=FUSIO_APP,
+            timeout=5,
+            data={"grant_type": "password", "username": "u", "password": "p"},
+        )
         assert abs(r.json()["expires_in"] - (time.time() + 5)) < 2
         srv.reset()
         assert srv.requests == [] and srv.tokens == {}
@@ -145,34 +178,50 @@ def test_fusio_configurable_ttl_and_reset() -> None:
 
 # ====================================================================== seed 001 JSON API
 def test_seed001_rejects_form_bodies(seed001: Seed001Server) -> None:
-    r = requests.post(f"{seed001.url}/v1/auth/token", timeout=5, data={
-        "grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    r = requests.post(
+        f"{seed001.url}/v1/auth/token",
+        timeout=5,
+        data={"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+    )
     assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
-    bad_json = requests.post(f"{seed001.url}/v1/auth/token", data=b"{nope", timeout=5,
-                             headers={"Content-Type": "application/json"})
+    bad_json = requests.post(
+        f"{seed001.url}/v1/auth/token", data=b"{nope", timeout=5, headers={"Content-Type": "application/json"}
+    )
     assert bad_json.status_code == 400
 
 
 def test_seed001_client_then_user_token(seed001: Seed001Server) -> None:
     url = f"{seed001.url}/v1/auth/token"
-    r = requests.post(url, json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                 "grant_type": "client_credentials"}, timeout=5)
+    r = requests.post(
+        url,
+        json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "grant_type": "client_credentials"},
+        timeout=5,
+    )
     assert r.status_code == 200, r.text
     client = r.json()
     assert set(client) == {"token_type", "access_token", "refresh_token"} and client["token_type"] == "Bearer"
     claims = jwt_claims(client["access_token"])
     assert claims["exp"] - claims["iat"] == 604800 and claims["type"] == "accessToken"
 
-    user_body = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "grant_type": "password",
-                 "username": USERNAME, "password": PASSWORD}
+    user_body = {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "grant_type": "password",
+        "username": USERNAME,
+        "password": PASSWORD,
+    }
     no_bearer = requests.post(url, json=user_body, timeout=5)
     assert no_bearer.status_code == 401 and no_bearer.json()["error"] == "unauthorized"
     r = requests.post(url, json=user_body, headers={"Authorization": f"Bearer {client['access_token']}"}, timeout=5)
     assert r.status_code == 200, r.text
     user = r.json()
     assert "expires_in" not in user and user["token_type"] == "Bearer"
-    wrong = requests.post(url, json={**user_body, "password": "x"}, timeout=5,
-                          headers={"Authorization": f"Bearer {client['access_token']}"})
+    wrong = requests.post(
+        url,
+        json={**user_body, "password": "x"},
+        timeout=5,
+        headers={"Authorization": f"Bearer {client['access_token']}"},
+    )
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
 
     def get(path: str, token: str | None) -> requests.Response:
@@ -187,11 +236,27 @@ def test_seed001_client_then_user_token(seed001: Seed001Server) -> None:
     assert me.status_code == 200 and me.json()["username"] == USERNAME
 
     # refresh: JSON body, rotation
-    r = requests.post(url, json={"grant_type": "refresh_token", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                                 "refresh_token": user["refresh_token"]}, timeout=5)
+    r = requests.post(
+        url,
+        json={
+            "grant_type": "refresh_token",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "refresh_token": user["refresh_token"],
+        },
+        timeout=5,
+    )
     assert r.status_code == 200 and get("/v1/me", r.json()["access_token"]).status_code == 200
-    reuse = requests.post(url, json={"grant_type": "refresh_token", "client_id": CLIENT_ID,
-                                     "client_secret": CLIENT_SECRET, "refresh_token": user["refresh_token"]}, timeout=5)
+    reuse = requests.post(
+        url,
+        json={
+            "grant_type": "refresh_token",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "refresh_token": user["refresh_token"],
+        },
+        timeout=5,
+    )
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
     seed001.expire_access_tokens()
     assert get("/v1/me", r.json()["access_token"]).status_code == 401
@@ -200,13 +265,17 @@ def test_seed001_client_then_user_token(seed001: Seed001Server) -> None:
 
 def test_seed001_configurable_lifetime() -> None:
     with Seed001Server(access_ttl=2) as srv:
-        r = requests.post(f"{srv.url}/v1/auth/token", timeout=5, json={
-            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "grant_type": "client_credentials"})
+        r = requests.post(
+            f"{srv.url}/v1/auth/token",
+            timeout=5,
+            json={"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "grant_type": "client_credentials"},
+        )
         claims = jwt_claims(r.json()["access_token"])
         assert claims["exp"] - claims["iat"] == 2
         srv.clock_offset = 3
-        rooms = requests.get(f"{srv.url}/v1/rooms", timeout=5,
-                             headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        rooms = requests.get(
+            f"{srv.url}/v1/rooms", timeout=5, headers={"Authorization": f"Bearer {r.json()['access_token']}"}
+        )
         assert rooms.status_code == 401
 
 
@@ -265,7 +334,7 @@ def test_faulty_gzip_bomb(faulty: FaultyServer) -> None:
     d = zlib.decompressobj(31)
     total = 0
     for i in range(0, len(wire), 65536):
-        total += len(d.decompress(wire[i:i + 65536]))
+        total += len(d.decompress(wire[i : i + 65536]))
     assert total == inflated and d.eof
 
 

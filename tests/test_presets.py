@@ -23,8 +23,9 @@ def test_keycloak_endpoints_derived():
 def test_keycloak_legacy_auth_prefix_against_the_idp(idp_factory):
     legacy = idp_factory(IDP_PATH_PREFIX="/auth")
     assert legacy.issuer.endswith("/auth/realms/demo")
-    kc = nbauth.Keycloak(f"{legacy.origin}/auth", "demo", client_id="confidential-client",
-                         client_secret="confidential-secret")
+    kc = nbauth.Keycloak(
+        f"{legacy.origin}/auth", "demo", client_id="confidential-client", client_secret="confidential-secret"
+    )
     api = kc.get_token_by_password("alice", "alice-password", scope="openid profile")
     assert api.user == "alice"  # id_token verified against /auth/realms/demo/.../certs and iss
     assert api.get(kc.userinfo_url).json()["preferred_username"] == "alice"
@@ -85,9 +86,13 @@ def test_discovery_explicit_endpoint_overrides_missing_metadata(idp_factory):
     assert p.device_authorization_url is None and p.revocation_url is None
     with pytest.raises(nbauth.ConfigurationError, match="device_authorization_url"):
         p.device_login()
-    explicit = nbauth.Provider.discover(omit.issuer, client_id="public-client", client_auth="none",
-                                        device_authorization_url=omit.endpoint("device_authorization_endpoint"),
-                                        token_url=omit["token_endpoint"])
+    explicit = nbauth.Provider.discover(
+        omit.issuer,
+        client_id="public-client",
+        client_auth="none",
+        device_authorization_url=omit.endpoint("device_authorization_endpoint"),
+        token_url=omit["token_endpoint"],
+    )
     assert explicit.device_authorization_url == omit.endpoint("device_authorization_endpoint")
 
 
@@ -155,8 +160,15 @@ def test_fusio_invalid_scope(fusio):
 
 # ---------------------------------------------------------------- the JSON-body API of seed 001
 def seed001_provider(server, **kw):
-    return nbauth.Provider(f"{server.url}/v1/auth/token", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                           request_format="json", client_token_for_user_grants=True, name="moodhood", **kw)
+    return nbauth.Provider(
+        f"{server.url}/v1/auth/token",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        request_format="json",
+        client_token_for_user_grants=True,
+        name="moodhood",
+        **kw,
+    )
 
 
 def test_seed001_client_token(seed001):
@@ -189,8 +201,12 @@ def test_seed001_refresh_uses_json(seed001):
 
 
 def test_seed001_form_body_is_refused_by_the_server(seed001):
-    p = nbauth.Provider(f"{seed001.url}/v1/auth/token", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                        client_auth="client_secret_post")
+    p = nbauth.Provider(
+        f"{seed001.url}/v1/auth/token",
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        client_auth="client_secret_post",
+    )
     with pytest.raises(nbauth.AuthError) as err:
         p.get_token_by_client_credentials()
     assert err.value.status == 415 and "application/json" in str(err.value)

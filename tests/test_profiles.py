@@ -24,8 +24,13 @@ def write(path, text, mode=0o600):
 
 def kc_profile(idp, name="demo", **extra):
     lines = [f"[{name}]", 'preset = "keycloak"', f'server_url = "{idp.origin}"', 'realm = "demo"']
-    settings = {"client_id": "public-client", "client_auth": "none", "scope": "openid profile", "flow": "device",
-                **extra}
+    settings = {
+        "client_id": "public-client",
+        "client_auth": "none",
+        "scope": "openid profile",
+        "flow": "device",
+        **extra,
+    }
     lines += [f"{k} = {v!r}".replace("'", '"') for k, v in settings.items() if v is not None]
     return "\n".join(lines) + "\n"
 
@@ -55,26 +60,30 @@ def test_profile_builds_the_preset_named_after_the_profile(idp, nbauth_env):
 
 
 def test_explicit_endpoints_override_the_preset(idp, nbauth_env):
-    write(nbauth_env.config_path, kc_profile(idp, device_authorization_url="http://127.0.0.1:9/device",
-                                             timeout=5))
+    write(nbauth_env.config_path, kc_profile(idp, device_authorization_url="http://127.0.0.1:9/device", timeout=5))
     provider = _profiles.get_profile("demo").provider()
     assert provider.device_authorization_url == "http://127.0.0.1:9/device"
     assert provider.token_url == idp.endpoint("token_endpoint") and provider.transport.timeout == 5
 
 
-@pytest.mark.parametrize(("text", "match"), [
-    ('[a]\npreset = "keycloak"\nserver_url = "https://sso.example.com"\nrealm = "r"\ntokenurl = "x"\n',
-     r"unknown key 'tokenurl' \(did you mean 'token_url'\?\)"),
-    ('[a]\npreset = "keycloak"\nserver_url = "https://sso.example.com"\n', "needs realm"),
-    ('[a]\npreset = "identityserver"\nserver_url = "https://sso.example.com"\n', "needs base_url"),
-    ('[a]\npreset = "identityserver"\nbase_url = "https://x.example.com"\nrealm = "r"\n', "not realm"),
-    ('[a]\npreset = "okta"\nissuer = "https://x.example.com"\n', "preset 'okta' is not one of"),
-    ('[a]\nissuer = "https://x.example.com"\nflow = "implicit"\n', "flow 'implicit' is not one of"),
-    ('[a]\nissuer = "https://x.example.com"\nscope = 5\n', "scope has the wrong type"),
-    ('[a]\nclient_id = "x"\n', "preset 'discover' needs issuer"),
-    ('a = "b"\n', "must be a table"),
-    ("[a\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (
+            '[a]\npreset = "keycloak"\nserver_url = "https://sso.example.com"\nrealm = "r"\ntokenurl = "x"\n',
+            r"unknown key 'tokenurl' \(did you mean 'token_url'\?\)",
+        ),
+        ('[a]\npreset = "keycloak"\nserver_url = "https://sso.example.com"\n', "needs realm"),
+        ('[a]\npreset = "identityserver"\nserver_url = "https://sso.example.com"\n', "needs base_url"),
+        ('[a]\npreset = "identityserver"\nbase_url = "https://x.example.com"\nrealm = "r"\n', "not realm"),
+        ('[a]\npreset = "okta"\nissuer = "https://x.example.com"\n', "preset 'okta' is not one of"),
+        ('[a]\nissuer = "https://x.example.com"\nflow = "implicit"\n', "flow 'implicit' is not one of"),
+        ('[a]\nissuer = "https://x.example.com"\nscope = 5\n', "scope has the wrong type"),
+        ('[a]\nclient_id = "x"\n', "preset 'discover' needs issuer"),
+        ('a = "b"\n', "must be a table"),
+        ("[a\n", "not valid TOML"),
+    ],
+)
 def test_bad_profiles_are_refused_with_the_key_and_the_file(nbauth_env, text, match):
     write(nbauth_env.config_path, text)
     with pytest.raises(nbauth.ConfigurationError, match=match) as info:
@@ -101,9 +110,17 @@ def test_nbauth_config_may_name_a_directory(tmp_path, monkeypatch, idp):
 
 
 def test_secret_in_a_readable_file_is_refused(idp, nbauth_env):
-    write(nbauth_env.config_path, kc_profile(idp, client_id="confidential-client", client_auth=None,
-                                             client_secret="confidential-secret", flow="client_credentials"),
-          mode=0o644)
+    write(
+        nbauth_env.config_path,
+        kc_profile(
+            idp,
+            client_id="confidential-client",
+            client_auth=None,
+            client_secret="confidential-secret",
+            flow="client_credentials",
+        ),
+        mode=0o644,
+    )
     with pytest.raises(nbauth.ConfigurationError, match=r"chmod 600") as info:
         nbauth.login("demo")
     assert str(nbauth_env.config_path) in str(info.value) and "confidential-secret" not in str(info.value)
@@ -183,8 +200,10 @@ def test_keyring_holds_the_client_secret(idp, nbauth_env):
     previous = keyring.get_keyring()
     keyring.set_keyring(Memory())
     try:
-        write(nbauth_env.config_path, kc_profile(idp, client_id="confidential-client", client_auth=None,
-                                                 flow="client_credentials"))
+        write(
+            nbauth_env.config_path,
+            kc_profile(idp, client_id="confidential-client", client_auth=None, flow="client_credentials"),
+        )
         with pytest.raises(nbauth.LoginRequired, match="nbauth secret demo"):
             nbauth.login("demo")
         keyring.set_password("nbauth", f"confidential-client@{idp.issuer}", "confidential-secret")
@@ -219,8 +238,7 @@ def test_interactive_login_runs_the_profiles_flow_and_reuses(idp, nbauth_env):
 
 
 @pytest.mark.parametrize("flow", ["device", "password", "browser"])
-def test_in_a_frontend_the_profiles_flow_wins_over_client_credentials(idp, nbauth_env, service_env, monkeypatch,
-                                                                        flow):
+def test_in_a_frontend_the_profiles_flow_wins_over_client_credentials(idp, nbauth_env, service_env, monkeypatch, flow):
     write(nbauth_env.config_path, kc_profile(idp, flow=flow))
     monkeypatch.setenv("NBAUTH_UI", "widgets")  # as in JupyterLab
     called = []
@@ -229,6 +247,7 @@ def test_in_a_frontend_the_profiles_flow_wins_over_client_credentials(idp, nbaut
         def run(self, scope=None, *, force=False, **options):  # stands in for the widget; signs alice in
             called.append((kind, scope, force))
             return self.get_token_by_password("alice", "alice-password", scope, force=force)
+
         return run
 
     for kind, method in (("device", "device_login"), ("password", "login_form"), ("browser", "browser_login")):
@@ -254,12 +273,17 @@ def test_bad_flow_argument():
 
 
 # ------------------------------------------------------------------ every preset of the seeds
-@pytest.mark.parametrize("shape", ["identityserver", "simpleidserver", "keycloak-legacy", "discover",
-                                   "discover-rfc8414"])
+@pytest.mark.parametrize(
+    "shape", ["identityserver", "simpleidserver", "keycloak-legacy", "discover", "discover-rfc8414"]
+)
 def test_presets_and_discovery_profiles(idp_factory, nbauth_env, service_env, shape):
-    env = {"identityserver": {"IDP_SHAPE": "identityserver"}, "simpleidserver": {"IDP_SHAPE": "simpleidserver"},
-           "keycloak-legacy": {"IDP_PATH_PREFIX": "/auth"}, "discover": {},
-           "discover-rfc8414": {"IDP_DISCOVERY": "off"}}[shape]
+    env = {
+        "identityserver": {"IDP_SHAPE": "identityserver"},
+        "simpleidserver": {"IDP_SHAPE": "simpleidserver"},
+        "keycloak-legacy": {"IDP_PATH_PREFIX": "/auth"},
+        "discover": {},
+        "discover-rfc8414": {"IDP_DISCOVERY": "off"},
+    }[shape]
     server = idp_factory(**env)
     location = {
         "identityserver": f'preset = "identityserver"\nbase_url = "{server.origin}"',
@@ -281,16 +305,22 @@ def test_bare_issuer_url_logs_in_by_discovery(idp, service_env):
 
 
 def test_fusio_profile(nbauth_env, fusio: FusioServer):
-    write(nbauth_env.config_path, f'[fusio]\npreset = "fusio"\nbase_url = "{fusio.url}"\nclient_id = "fusio-app"\n'
-                                  'client_secret = "fusio-secret"\nscope = ["authorization", "backend"]\n')
+    write(
+        nbauth_env.config_path,
+        f'[fusio]\npreset = "fusio"\nbase_url = "{fusio.url}"\nclient_id = "fusio-app"\n'
+        'client_secret = "fusio-secret"\nscope = ["authorization", "backend"]\n',
+    )
     api = nbauth.login("fusio")
     assert api.provider.scope_separator == ","
     assert api.get(f"{fusio.url}/backend/whoami").json()["scope"] == ["authorization", "backend"]
 
 
 def test_json_body_api_profile(nbauth_env, seed001, monkeypatch):
-    write(nbauth_env.config_path, f'[moodhood]\ntoken_url = "{seed001.url}/v1/auth/token"\nclient_id = "{SEED_ID}"\n'
-                                  'request_format = "json"\nclient_token_for_user_grants = true\nflow = "password"\n')
+    write(
+        nbauth_env.config_path,
+        f'[moodhood]\ntoken_url = "{seed001.url}/v1/auth/token"\nclient_id = "{SEED_ID}"\n'
+        'request_format = "json"\nclient_token_for_user_grants = true\nflow = "password"\n',
+    )
     monkeypatch.setenv("NBAUTH_CLIENT_SECRET", SEED_SECRET)
     api = nbauth.login("moodhood")
     assert type(api.provider) is nbauth.Provider and api.provider.request_format == "json"

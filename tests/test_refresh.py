@@ -136,9 +136,16 @@ def test_several_session_objects_share_one_refresh(short, resource_api_for):
 # ---------------------------------------------------------------- processes
 def run_workers(n, name, url, threads, seconds, interval, start_in=1.5):
     start_at = time.time() + start_in
-    procs = [subprocess.Popen([sys.executable, WORKER, name, url, str(threads), str(seconds), str(interval),
-                               str(start_at)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=os.environ.copy()) for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, WORKER, name, url, str(threads), str(seconds), str(interval), str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(n)
+    ]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -166,7 +173,8 @@ def test_processes_without_the_file_lock_refresh_more_than_once(short, resource_
     sitecustomize = tmp_path / "sitecustomize.py"
     sitecustomize.write_text(
         "import contextlib\nfrom nbauth._store import Store\n"
-        "@contextlib.contextmanager\ndef _no(self, digest, timeout=0):\n    yield False\nStore.lock = _no\n")
+        "@contextlib.contextmanager\ndef _no(self, digest, timeout=0):\n    yield False\nStore.lock = _no\n"
+    )
     env_path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env_path}"
     try:
@@ -196,10 +204,10 @@ def test_a_kernel_with_an_old_token_takes_the_rotated_one_from_the_cache(short, 
     api = login(short)
     old_refresh = api.token.refresh_token
     # another kernel refreshes (rotating the refresh token) through the shared cache
-    code = ("import nbauth; s = nbauth.session('demo'); print(s.refresh().refresh_token != "
-            f"{old_refresh!r})")
-    out = subprocess.run([sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True,
-                         timeout=60)
+    code = f"import nbauth; s = nbauth.session('demo'); print(s.refresh().refresh_token != {old_refresh!r})"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True, timeout=60
+    )
     assert out.stdout.strip() == "True", out.stderr
     assert api.token.refresh_token == old_refresh  # this kernel still holds the old one in memory
     wait_expired(api)
@@ -247,8 +255,10 @@ def test_skew_from_the_date_header_corrects_a_jwt_expiry(faulty):
 
     access = f"{seg({'alg': 'RS256'})}.{seg({'exp': int(server_now) + 300})}.c2ln"
     body = json.dumps({"access_token": access, "token_type": "Bearer"}).encode()
-    head = (f"HTTP/1.1 200 OK\r\nDate: {email.utils.formatdate(server_now, usegmt=True)}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 200 OK\r\nDate: {email.utils.formatdate(server_now, usegmt=True)}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
     faulty.set("POST", "/token", raw(head.encode() + body))
     api = nbauth.Provider(f"{faulty.url}/token", client_id="c", client_secret="s").get_token_by_client_credentials()
     assert 295 <= api.token.expires_in <= 302
@@ -263,16 +273,22 @@ def test_one_retry_after_401_invalid_token(short, resource_api_for):
 
 
 def test_never_more_than_one_retry(short, faulty):
-    faulty.set("GET", "/api", json_response({"error": "invalid_token"}, status=401,
-                                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}))
+    faulty.set(
+        "GET",
+        "/api",
+        json_response(
+            {"error": "invalid_token"}, status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ),
+    )
     api = login(short)
     assert api.get(f"{faulty.url}/api").status_code == 401
     assert faulty.hits("/api") == 2 and refreshes(short) == (1, 0)
 
 
 def test_no_retry_for_insufficient_scope(short, faulty):
-    faulty.set("GET", "/api", json_response({}, status=401,
-                                            headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'}))
+    faulty.set(
+        "GET", "/api", json_response({}, status=401, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
+    )
     api = login(short)
     assert api.get(f"{faulty.url}/api").status_code == 401
     assert faulty.hits("/api") == 1 and refreshes(short) == (0, 0)
@@ -285,8 +301,15 @@ def token_body(access, lifetime, refresh="rt-1"):
 
 def test_transient_refresh_failure_keeps_the_valid_token_and_honours_retry_after(faulty, ahead):
     faulty.set("GET", "/api", json_response({"ok": True}))
-    faulty.set("POST", "/token", sequence(json_response(token_body("at-1", 6)), server_error(503, retry_after=2),
-                                          json_response(token_body("at-2", 60, "rt-2"))))
+    faulty.set(
+        "POST",
+        "/token",
+        sequence(
+            json_response(token_body("at-1", 6)),
+            server_error(503, retry_after=2),
+            json_response(token_body("at-2", 60, "rt-2")),
+        ),
+    )
     p = nbauth.Provider(f"{faulty.url}/token", client_id="c", client_secret="s", name="flaky")
     api = p.get_token_by_password("alice", "pw")
     ahead(3.2)  # stale (leeway 3 s of a 6 s token), not expired
@@ -303,8 +326,13 @@ def test_transient_refresh_failure_keeps_the_valid_token_and_honours_retry_after
 
 def test_refresh_failure_after_expiry_is_a_provider_error_and_the_next_call_retries(faulty, ahead):
     faulty.set("GET", "/api", json_response({"ok": True}))
-    faulty.set("POST", "/token", sequence(json_response(token_body("at-1", 1)), server_error(503),
-                                          json_response(token_body("at-2", 60, "rt-2"))))
+    faulty.set(
+        "POST",
+        "/token",
+        sequence(
+            json_response(token_body("at-1", 1)), server_error(503), json_response(token_body("at-2", 60, "rt-2"))
+        ),
+    )
     api = nbauth.Provider(f"{faulty.url}/token", client_id="c", client_secret="s").get_token_by_password("a", "pw")
     ahead(1.1)
     with pytest.raises(nbauth.ProviderError, match="503"):

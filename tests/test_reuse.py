@@ -21,8 +21,9 @@ def token_requests(idp):
 
 
 def confidential(idp, **kw):
-    return nbauth.Keycloak(idp.origin, "demo", client_id="confidential-client", client_secret="confidential-secret",
-                           **kw)
+    return nbauth.Keycloak(
+        idp.origin, "demo", client_id="confidential-client", client_secret="confidential-secret", **kw
+    )
 
 
 def public(idp, **kw):
@@ -81,7 +82,8 @@ def test_namesakes_from_two_issuers_are_never_picked_silently(idp, idp_factory):
     other = idp_factory(IDP_PATH_PREFIX="/auth")  # another server, the same realm name
     a = public(idp).get_token_by_password("alice", "alice-password")
     b = nbauth.Keycloak(other.origin + "/auth", "demo", client_id="public-client").get_token_by_password(
-        "bob", "bob-password")
+        "bob", "bob-password"
+    )
     assert a.name == b.name == "demo" and a.id != b.id
     with pytest.raises(nbauth.ConfigurationError, match=re.escape(a.id)) as err:
         nbauth.session("demo")

@@ -62,10 +62,13 @@ def test_no_secret_in_tracebacks(idp):
 
 
 def test_grant_and_provider_objects_hide_secrets():
-    objs = [nbauth.Password("alice", PASSWORD), nbauth.ClientCredentials("c", SECRET),
-            nbauth.RefreshToken("refresh-value-123"),
-            nbauth.AuthorizationCode("code-value-123", code_verifier="v" * 43),
-            nbauth.Provider("https://x.example/token", client_id="c", client_secret=SECRET)]
+    objs = [
+        nbauth.Password("alice", PASSWORD),
+        nbauth.ClientCredentials("c", SECRET),
+        nbauth.RefreshToken("refresh-value-123"),
+        nbauth.AuthorizationCode("code-value-123", code_verifier="v" * 43),
+        nbauth.Provider("https://x.example/token", client_id="c", client_secret=SECRET),
+    ]
     text = " ".join(repr(o) + str(o) for o in objs)
     for secret in (PASSWORD, SECRET, "refresh-value-123", "code-value-123", "v" * 43):
         assert secret not in text

@@ -86,8 +86,9 @@ def test_new_process_reuses_the_login(idp, nbauth_env):
         r = api.get({idp["userinfo_endpoint"]!r})
         print(r.status_code, r.json()["preferred_username"])
     """)
-    out = subprocess.run([sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True, timeout=60
+    )
     assert out.stdout.split() == ["200", "alice"], out.stderr
     assert token_requests(idp) == before
 
@@ -187,8 +188,11 @@ def test_logout_revokes_and_forgets(idp, nbauth_env):
     token = api.token
     api.logout()
     assert list(nbauth_env.cache_dir.glob("*.json")) == []
-    r = requests.post(idp["token_endpoint"], data={"grant_type": "refresh_token", "client_id": "public-client",
-                                                   "refresh_token": token.refresh_token}, timeout=10)
+    r = requests.post(
+        idp["token_endpoint"],
+        data={"grant_type": "refresh_token", "client_id": "public-client", "refresh_token": token.refresh_token},
+        timeout=10,
+    )
     assert r.json()["error"] == "invalid_grant"  # revoked at the provider (RFC 7009)
     with pytest.raises(nbauth.LoginRequired):
         nbauth.session("demo")
@@ -202,8 +206,11 @@ def test_revoked_refresh_token_becomes_login_required_with_the_cell_to_rerun(idp
     short = idp_factory(IDP_TTL_AccessToken=2)
     p = public(short)
     api = p.get_token_by_password("alice", "alice-password")
-    requests.post(short["revocation_endpoint"], data={"token": api.token.refresh_token, "client_id": "public-client",
-                                                     "token_type_hint": "refresh_token"}, timeout=10)
+    requests.post(
+        short["revocation_endpoint"],
+        data={"token": api.token.refresh_token, "client_id": "public-client", "token_type_hint": "refresh_token"},
+        timeout=10,
+    )
     from nbauth import _clock
 
     real = _clock.now
@@ -245,8 +252,12 @@ def test_logout_revokes_with_the_client_that_got_the_token(idp):
     api = p.get_token_by_client_credentials("confidential-client", "confidential-secret")
     token = api.token.access_token
     api.logout()  # RFC 7009 §2.1: only that client may revoke its token
-    r = requests.post(idp["introspection_endpoint"], data={"token": token},
-                      auth=("confidential-client", "confidential-secret"), timeout=10)
+    r = requests.post(
+        idp["introspection_endpoint"],
+        data={"token": token},
+        auth=("confidential-client", "confidential-secret"),
+        timeout=10,
+    )
     assert r.json()["active"] is False
 
 

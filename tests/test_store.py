@@ -15,8 +15,12 @@ from nbauth._entries import CacheKey, Entry, load_entries, read_entry
 from nbauth._store import MAX_ENTRY_BYTES, Store, current_store
 
 KEY = CacheKey.make("https://idp.example/realms/demo", "jupyter", "alice", ("openid",))
-PROVIDER = {"token_url": "https://idp.example/realms/demo/protocol/openid-connect/token", "client_id": "jupyter",
-            "issuer": "https://idp.example/realms/demo", "name": "demo"}
+PROVIDER = {
+    "token_url": "https://idp.example/realms/demo/protocol/openid-connect/token",
+    "client_id": "jupyter",
+    "issuer": "https://idp.example/realms/demo",
+    "name": "demo",
+}
 
 
 def entry(access="AT-1", generation=0):
@@ -90,8 +94,9 @@ def test_symlinked_cache_dir_is_refused(tmp_path, monkeypatch):
 def test_symlink_entry_is_never_followed(store, tmp_path):
     store.write(KEY.digest, entry().to_json())
     target = tmp_path / "elsewhere.json"
-    target.write_text(json.dumps({"format": "nbauth-cache", "version": 1, "digest": KEY.digest,
-                                  **entry("EVIL").to_json()}))
+    target.write_text(
+        json.dumps({"format": "nbauth-cache", "version": 1, "digest": KEY.digest, **entry("EVIL").to_json()})
+    )
     os.unlink(store.path(KEY.digest))
     os.symlink(target, store.path(KEY.digest))
     with pytest.warns(nbauth.CacheWarning, match="symlink"):
@@ -113,10 +118,18 @@ def test_symlink_lock_is_removed_not_followed(store, tmp_path):
     assert mode(victim) != 0o600 or victim.read_text() == "precious"
 
 
-@pytest.mark.parametrize("content", [
-    b"", b"{", b'{"format": "nbauth-cache"', b"\x00\xff garbage", b"[1, 2, 3]", b'{"hello": "world"}',
-    b"[" * 100_000,
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{",
+        b'{"format": "nbauth-cache"',
+        b"\x00\xff garbage",
+        b"[1, 2, 3]",
+        b'{"hello": "world"}',
+        b"[" * 100_000,
+    ],
+)
 def test_corrupt_or_foreign_files_are_skipped(store, content):
     store.enabled
     path = store.path(KEY.digest)
@@ -179,8 +192,9 @@ def test_import_nbauth_survives_a_hostile_cache(tmp_path):
     os.symlink("/etc/passwd", d / ("b" * 40 + ".json"))
     env = {**os.environ, "NBAUTH_CACHE_DIR": str(d)}
     code = "import nbauth; print(len(nbauth.sessions()))"
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "0"
 
 

@@ -107,9 +107,20 @@ def test_zero_expires_in_means_unknown_not_refresh_forever():
     assert parse({"access_token": "abc", "expires_in": 0}).expires_at is None
 
 
-@pytest.mark.parametrize("body", [None, [], "token", {"token_type": "Bearer"}, {"access_token": ""},
-                                  {"access_token": 42}, {"access_token": "a b"}, {"access_token": "a\r\nX: y"},
-                                  {"access_token": "é"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        [],
+        "token",
+        {"token_type": "Bearer"},
+        {"access_token": ""},
+        {"access_token": 42},
+        {"access_token": "a b"},
+        {"access_token": "a\r\nX: y"},
+        {"access_token": "é"},
+    ],
+)
 def test_unusable_bodies(body):
     with pytest.raises(nbauth.ProviderError):
         parse(body)
@@ -150,8 +161,13 @@ def test_state_and_leeway(monkeypatch):
 
 
 def test_repr_and_str_hide_secrets():
-    t = nbauth.Token("ACCESS-SECRET", refresh_token="REFRESH-SECRET", id_token="ID-SECRET",
-                     expires_at=time.time() + 60, claims={"preferred_username": "alice"})
+    t = nbauth.Token(
+        "ACCESS-SECRET",
+        refresh_token="REFRESH-SECRET",
+        id_token="ID-SECRET",
+        expires_at=time.time() + 60,
+        claims={"preferred_username": "alice"},
+    )
     for text in (repr(t), str(t), f"{t}", repr([t]), repr({"t": t})):
         assert "SECRET" not in text
     assert "alice" in repr(t)
@@ -170,17 +186,29 @@ def test_merged_with_keeps_what_refresh_left_out():
     old = nbauth.Token("a1", refresh_token="r1", id_token="i1", scope=("s",), claims={"sub": "x"})
     new = old.merged_with(nbauth.Token("a2"))
     assert (new.access_token, new.refresh_token, new.id_token, new.scope, new.claims["sub"]) == (
-        "a2", "r1", "i1", ("s",), "x")
+        "a2",
+        "r1",
+        "i1",
+        ("s",),
+        "x",
+    )
     rotated = old.merged_with(nbauth.Token("a3", refresh_token="r2"))
     assert rotated.refresh_token == "r2"
 
 
 def test_cache_round_trip_and_validation():
-    t = nbauth.Token("abc", refresh_token="r", id_token="i", scope=("x",), expires_at=NOW, issued_at=NOW - 1,
-                     claims={"sub": "s"})
+    t = nbauth.Token(
+        "abc", refresh_token="r", id_token="i", scope=("x",), expires_at=NOW, issued_at=NOW - 1, claims={"sub": "s"}
+    )
     assert nbauth.Token.from_cache(t.to_cache()) == t
-    for bad in ({}, {"access_token": 1}, {"access_token": "a", "scope": "x"}, {"access_token": "a", "claims": []},
-                {"access_token": "a", "expires_at": "soon"}, {"access_token": "a", "expires_at": float("nan")}):
+    for bad in (
+        {},
+        {"access_token": 1},
+        {"access_token": "a", "scope": "x"},
+        {"access_token": "a", "claims": []},
+        {"access_token": "a", "expires_at": "soon"},
+        {"access_token": "a", "expires_at": float("nan")},
+    ):
         with pytest.raises((ValueError, nbauth.ProviderError)):
             nbauth.Token.from_cache(bad)
 

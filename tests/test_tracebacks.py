@@ -30,8 +30,10 @@ def rendered(cell):
 
 
 def setup_cell(idp):
-    return (f"import nbauth\nsso = nbauth.Keycloak({idp.origin!r}, 'demo', client_id='public-client', "
-            "client_auth='none')\napi = sso.get_token_by_password('alice', 'alice-password', 'openid profile')")
+    return (
+        f"import nbauth\nsso = nbauth.Keycloak({idp.origin!r}, 'demo', client_id='public-client', "
+        "client_auth='none')\napi = sso.get_token_by_password('alice', 'alice-password', 'openid profile')"
+    )
 
 
 def check_clean(cell, ename, user_line):

@@ -178,8 +178,11 @@ def test_widgets_end_to_end(sso: nbauth.Keycloak, monkeypatch: pytest.MonkeyPatc
     from ipywidgets.widgets.widget import _instances
 
     def sign_in() -> None:
-        panel = wait_until(lambda: next((w for w in list(_instances.values())
-                                         if isinstance(w, BrowserPanel) and w.state == "waiting"), None))
+        panel = wait_until(
+            lambda: next(
+                (w for w in list(_instances.values()) if isinstance(w, BrowserPanel) and w.state == "waiting"), None
+            )
+        )
         browse(requests.Session(), panel.url, None)
 
     helper = in_thread(sign_in)

@@ -136,8 +136,9 @@ def test_unreachable_provider_shows_the_error(idp: Any) -> None:
     assert f"127.0.0.1:{port}" in panel.message and "nbauth-error" in panel._message.value
 
 
-def test_the_device_code_never_reaches_a_widget(sso: nbauth.Keycloak, idp: Any,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_device_code_never_reaches_a_widget(
+    sso: nbauth.Keycloak, idp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[str] = []
     real = _device.parse_device_response
 
@@ -155,15 +156,16 @@ def test_the_device_code_never_reaches_a_widget(sso: nbauth.Keycloak, idp: Any,
     assert_hidden(widget_state() + embedded_html(panel), seen[0], *secrets_of(session))
 
 
-def test_interactive_blocks_until_approved_with_widgets(sso: nbauth.Keycloak, idp: Any,
-                                                        monkeypatch: pytest.MonkeyPatch,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_interactive_blocks_until_approved_with_widgets(
+    sso: nbauth.Keycloak, idp: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("NBAUTH_UI", "widgets")
     from ipywidgets.widgets.widget import _instances
 
     def approve_when_shown() -> None:
-        panel = wait_until(lambda: next((w for w in list(_instances.values())
-                                         if isinstance(w, DevicePanel) and w.user_code), None))
+        panel = wait_until(
+            lambda: next((w for w in list(_instances.values()) if isinstance(w, DevicePanel) and w.user_code), None)
+        )
         idp.approve(panel.user_code)
 
     helper = in_thread(approve_when_shown)
@@ -174,9 +176,9 @@ def test_interactive_blocks_until_approved_with_widgets(sso: nbauth.Keycloak, id
     assert "enter the code" in out  # no notebook to draw on: the panel's text version was printed
 
 
-def test_no_second_prompt_while_the_session_lives(sso: nbauth.Keycloak, idp: Any,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_second_prompt_while_the_session_lives(
+    sso: nbauth.Keycloak, idp: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     first = sso.get_token_by_password("alice", "alice-password", SCOPE)
     monkeypatch.setenv("NBAUTH_UI", "widgets")
     from ipywidgets.widgets.widget import _instances

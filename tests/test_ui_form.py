@@ -118,8 +118,9 @@ def test_wrong_password_is_shown_and_can_be_retried(sso: nbauth.Keycloak, idp: A
 
 def test_busy_while_the_request_runs_then_the_providers_url(faulty: Any) -> None:
     faulty.set("POST", "/token", no_answer(30))
-    slow = nbauth.Provider(faulty.url + "/token", client_id="public-client", client_auth="none", timeout=1.5,
-                           name="slow")
+    slow = nbauth.Provider(
+        faulty.url + "/token", client_id="public-client", client_auth="none", timeout=1.5, name="slow"
+    )
     form = LoginForm(slow, SCOPE)
     typed(form, "alice", PASSWORD)
     form._login.click()

@@ -66,12 +66,16 @@ def test_device_panel_blocks_the_cell_and_its_cancel_button_stays_live(kernel, i
         elif msg["msg_type"] == "status" and msg["parent_header"].get("msg_id") == msg_id:
             assert msg["content"]["execution_state"] != "idle", "the cell ended before the login did"
     time.sleep(0.5)  # the cell is blocked waiting for approval now
-    kernel.shell_channel.send(kernel.session.msg("comm_msg", {
-        "comm_id": cancel, "data": {"method": "custom", "content": {"event": "click"}}}))
+    kernel.shell_channel.send(
+        kernel.session.msg("comm_msg", {"comm_id": cancel, "data": {"method": "custom", "content": {"event": "click"}}})
+    )
 
     def finished(m):
-        return (m["msg_type"] == "status" and m["parent_header"].get("msg_id") == msg_id
-                and m["content"]["execution_state"] == "idle")
+        return (
+            m["msg_type"] == "status"
+            and m["parent_header"].get("msg_id") == msg_id
+            and m["content"]["execution_state"] == "idle"
+        )
 
     for msg in messages(kernel, finished, time.monotonic() + 30):
         if msg["msg_type"] == "stream" and msg["parent_header"].get("msg_id") == msg_id:

@@ -115,8 +115,9 @@ def test_closed_widgets_stop_ticking(api: nbauth.Session) -> None:
     assert w not in TICKER and w.tick() is False
 
 
-def test_status_is_a_widget_with_a_frontend_and_text_without(api: nbauth.Session,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_is_a_widget_with_a_frontend_and_text_without(
+    api: nbauth.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NBAUTH_UI", "widgets")
     assert isinstance(api.status(), StatusWidget)
     monkeypatch.setenv("NBAUTH_UI", "text")
@@ -165,8 +166,10 @@ def test_has_frontend_follows_allow_stdin(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_importing_the_ui_package_does_not_load_widgets() -> None:
-    code = ("import sys, nbauth.ui as ui; print([m for m in ('ipywidgets', 'segno', 'jupyter_ui_poll') "
-            "if m in sys.modules]); ui.DevicePanel; print('ipywidgets' in sys.modules)")
+    code = (
+        "import sys, nbauth.ui as ui; print([m for m in ('ipywidgets', 'segno', 'jupyter_ui_poll') "
+        "if m in sys.modules]); ui.DevicePanel; print('ipywidgets' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "True"]
 

@@ -21,15 +21,24 @@ def _no_frontend_override(monkeypatch):
 
 
 def write_profile(idp, path):
-    path.write_text(f'[demo]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
-                    'client_id = "public-client"\nclient_auth = "none"\nscope = "openid profile"\nflow = "device"\n')
+    path.write_text(
+        f'[demo]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\n'
+        'client_id = "public-client"\nclient_auth = "none"\nscope = "openid profile"\nflow = "device"\n'
+    )
 
 
 def run(tmp_path, api_url):
     out = tmp_path / "out.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters={"profile": "demo", "api_url": api_url},
-                               kernel_name="python3", execution_timeout=60, progress_bar=False,
-                               cwd=str(NOTEBOOK.parent), log_output=False)
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(out),
+        parameters={"profile": "demo", "api_url": api_url},
+        kernel_name="python3",
+        execution_timeout=60,
+        progress_bar=False,
+        cwd=str(NOTEBOOK.parent),
+        log_output=False,
+    )
     return nbformat.read(out, as_version=4)
 
 
@@ -62,9 +71,14 @@ def test_runs_with_client_credentials_from_the_environment(idp, nbauth_env, reso
 
 def test_reuses_a_terminal_login_without_credentials(idp, nbauth_env, resource_api, tmp_path):
     write_profile(idp, nbauth_env.config_path)
-    login = subprocess.run([sys.executable, "-m", "nbauth", "login", "demo", "--password-stdin", "--username",
-                            "alice"], input="alice-password\n", capture_output=True, text=True, timeout=60,
-                           env=os.environ.copy())
+    login = subprocess.run(
+        [sys.executable, "-m", "nbauth", "login", "demo", "--password-stdin", "--username", "alice"],
+        input="alice-password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+    )
     assert login.returncode == 0, login.stderr
     before = token_requests(idp)
     book = run(tmp_path, resource_api.whoami_url)

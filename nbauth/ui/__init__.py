@@ -29,8 +29,17 @@ if TYPE_CHECKING:
     from ._login_form import LoginForm
     from ._status import StatusWidget
 
-__all__ = ["BrowserPanel", "DevicePanel", "LoginForm", "StatusReport", "StatusWidget", "check_options",
-           "has_frontend", "interactive", "status"]
+__all__ = [
+    "BrowserPanel",
+    "DevicePanel",
+    "LoginForm",
+    "StatusReport",
+    "StatusWidget",
+    "check_options",
+    "has_frontend",
+    "interactive",
+    "status",
+]
 
 #: Options each kind of login accepts (``out`` / ``cancelled`` only matter to the text versions).
 OPTIONS = {
@@ -38,8 +47,12 @@ OPTIONS = {
     "password": frozenset({"username", "timeout", "out"}),
     "browser": frozenset({"port", "paste", "extra", "timeout", "open_browser", "out", "cancelled"}),
 }
-_LAZY = {"BrowserPanel": "._browser_panel", "DevicePanel": "._device_panel", "LoginForm": "._login_form",
-         "StatusWidget": "._status"}
+_LAZY = {
+    "BrowserPanel": "._browser_panel",
+    "DevicePanel": "._device_panel",
+    "LoginForm": "._login_form",
+    "StatusWidget": "._status",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -54,8 +67,10 @@ def check_options(kind: str, options: dict[str, Any]) -> None:
         raise ConfigurationError(f"unknown interactive login {kind!r}: device, password or browser")
     unknown = sorted(set(options) - OPTIONS[kind])
     if unknown:
-        raise ConfigurationError(f"{kind} login takes no option {', '.join(map(repr, unknown))} "
-                                 f"(it takes {', '.join(sorted(OPTIONS[kind]))})")
+        raise ConfigurationError(
+            f"{kind} login takes no option {', '.join(map(repr, unknown))} "
+            f"(it takes {', '.join(sorted(OPTIONS[kind]))})"
+        )
     timeout = options.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ConfigurationError("timeout must be a positive number of seconds")
@@ -79,8 +94,9 @@ def interactive(kind: str, provider: Provider, *, scope: Any = None, **options: 
         return device_login_text(provider, scope, out=options.get("out"), cancelled=options.get("cancelled"))
     if kind == "password":
         return password_login_text(provider, scope, username=options.get("username"), out=options.get("out"))
-    text_options = {k: options[k] for k in ("port", "extra", "timeout", "open_browser", "out", "cancelled")
-                    if k in options}
+    text_options = {
+        k: options[k] for k in ("port", "extra", "timeout", "open_browser", "out", "cancelled") if k in options
+    }
     return browser_login_text(provider, scope, **text_options)
 
 

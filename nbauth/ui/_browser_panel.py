@@ -34,22 +34,34 @@ class PasteBox(widgets.Text):  # type: ignore[misc]
     """A text box whose value is not echoed back to the frontends (it may carry a one-time code)."""
 
     value = traitlets.Unicode(help="The pasted redirect address; emptied as soon as it arrives").tag(
-        sync=True, echo_update=False)
+        sync=True, echo_update=False
+    )
 
 
 class BrowserPanel(LoginPanel):
     """``provider.browser_login()`` in a notebook."""
 
-    def __init__(self, provider: Provider, scope: Any = None, *, port: int = 0, paste: bool = True,
-                 extra: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        scope: Any = None,
+        *,
+        port: int = 0,
+        paste: bool = True,
+        extra: dict[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         self.attempt = BrowserAttempt(provider, scope, port=port, extra=extra)
         self._timeout = timeout
         self._deadline = _clock.monotonic() + timeout
         self._pasted_at = float("-inf")
         self._open = widgets.HTML(self._open_html())
         self._waiting = widgets.HTML()
-        self._paste = PasteBox(placeholder=f"{self.attempt.redirect_uri}?state=…&code=…", continuous_update=False,
-                               layout=widgets.Layout(width="480px"))
+        self._paste = PasteBox(
+            placeholder=f"{self.attempt.redirect_uri}?state=…&code=…",
+            continuous_update=False,
+            layout=widgets.Layout(width="480px"),
+        )
         self._continue = widgets.Button(description="Continue", tooltip="Finish the sign-in with the pasted address")
         self._cancel = widgets.Button(description="Cancel", icon="times", tooltip="Give up this sign-in")
         self._worker = threading.Thread(target=self._run, name="nbauth-browser-login", daemon=True)
@@ -63,7 +75,8 @@ class BrowserPanel(LoginPanel):
             explain = widgets.HTML(
                 '<div class="nbauth-text nbauth-muted">If the tab ends on an error page because it cannot reach '
                 "127.0.0.1 (the kernel runs on another machine, e.g. JupyterHub), copy the address from that tab's "
-                "address bar, paste it here and press Enter:</div>")
+                "address bar, paste it here and press Enter:</div>"
+            )
             parts += [explain, widgets.HBox([self._paste, self._continue])]
         parts.append(widgets.HBox([self._cancel], layout=widgets.Layout(margin="4px 0 0 0")))
         super().__init__(provider, title=f"Sign in to {provider.name} in your browser", parts=parts)
@@ -97,8 +110,9 @@ class BrowserPanel(LoginPanel):
             return
         self._paste.value = ""  # at once: the code does not rest in the widget's state
         self._pasted_at = _clock.monotonic()
-        threading.Thread(target=self._try, args=(value,), kwargs={"pasted": True}, name="nbauth-browser-paste",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._try, args=(value,), kwargs={"pasted": True}, name="nbauth-browser-paste", daemon=True
+        ).start()
 
     def _on_continue_click(self, _button: Any) -> None:
         with self._output:
@@ -115,8 +129,11 @@ class BrowserPanel(LoginPanel):
         try:
             code = self.attempt.code_from(url)
         except AccessDenied as exc:
-            self._fail("denied", exc, f"The sign-in was cancelled or denied at {self.provider.name}. Run the cell "
-                                      "again to try once more.")
+            self._fail(
+                "denied",
+                exc,
+                f"The sign-in was cancelled or denied at {self.provider.name}. Run the cell again to try once more.",
+            )
             return
         except OAuthError as exc:  # the provider refused the request itself: trying again cannot help
             self._fail("error", exc, str(exc))
@@ -145,15 +162,20 @@ class BrowserPanel(LoginPanel):
     def _open_html(self) -> str:
         button = _style.link(self.attempt.url, "Open the sign-in page ↗", cls="nbauth-open")
         name = _style.esc(self.attempt.provider.name)
-        return (f'<div class="nbauth-text"><p>{button} <span class="nbauth-muted">opens {name} in a new tab; '
-                "sign in there, then come back here.</span></p></div>")
+        return (
+            f'<div class="nbauth-text"><p>{button} <span class="nbauth-muted">opens {name} in a new tab; '
+            "sign in there, then come back here.</span></p></div>"
+        )
 
     def _render_waiting(self) -> None:
         if self.done:
             return
         left = self._deadline - _clock.monotonic()
-        html = _style.note("busy", f"Waiting for the browser to come back to {self.attempt.redirect_uri} · "
-                                   f"gives up in {_style.duration(left)}")
+        html = _style.note(
+            "busy",
+            f"Waiting for the browser to come back to {self.attempt.redirect_uri} · "
+            f"gives up in {_style.duration(left)}",
+        )
         if self._waiting.value != html:
             self._waiting.value = html
 
@@ -163,9 +185,14 @@ class BrowserPanel(LoginPanel):
 
     def _timed_out(self) -> None:
         minutes = max(1, round(self._timeout / 60))
-        self._fail("expired", LoginRequired(f"no browser sign-in to {self.provider.name} within {minutes} min: run "
-                                            "the cell again (or pass timeout=...)"),
-                   f"Nobody signed in within {minutes} min. Run the cell again to start over.")
+        self._fail(
+            "expired",
+            LoginRequired(
+                f"no browser sign-in to {self.provider.name} within {minutes} min: run "
+                "the cell again (or pass timeout=...)"
+            ),
+            f"Nobody signed in within {minutes} min. Run the cell again to start over.",
+        )
 
     def _closed_parts(self) -> None:
         self.attempt.close()
@@ -174,11 +201,15 @@ class BrowserPanel(LoginPanel):
     def fallback_lines(self) -> list[str]:
         if self.done:
             return []
-        return [f"Open {self.attempt.url} in your browser and sign in; this cell waits for the redirect to "
-                f"{self.attempt.redirect_uri} (interrupt the kernel to cancel)."]
+        return [
+            f"Open {self.attempt.url} in your browser and sign in; this cell waits for the redirect to "
+            f"{self.attempt.redirect_uri} (interrupt the kernel to cancel)."
+        ]
 
     def fallback_html_lines(self) -> list[str]:
         if self.done:
             return []
-        return [f"{_style.link(self.attempt.url, 'Open the sign-in page')} and sign in; this cell waits for the "
-                f"redirect to {_style.esc(self.attempt.redirect_uri)} (interrupt the kernel to cancel)."]
+        return [
+            f"{_style.link(self.attempt.url, 'Open the sign-in page')} and sign in; this cell waits for the "
+            f"redirect to {_style.esc(self.attempt.redirect_uri)} (interrupt the kernel to cancel)."
+        ]

@@ -32,9 +32,11 @@ START_GRACE = 120.0
 #: Slack after the code's expiry for a poll in flight (the grant raises ExpiredToken itself).
 EXPIRY_SLACK = 60.0
 
-_COPY_JS = ("const b=this;navigator.clipboard.writeText(b.dataset.code).then("
-            "()=>{b.textContent='Copied';setTimeout(()=>{b.textContent='Copy'},1500)},"
-            "()=>{b.textContent='Select the code and copy it'})")
+_COPY_JS = (
+    "const b=this;navigator.clipboard.writeText(b.dataset.code).then("
+    "()=>{b.textContent='Copied';setTimeout(()=>{b.textContent='Copy'},1500)},"
+    "()=>{b.textContent='Select the code and copy it'})"
+)
 
 
 def qr_svg(data: str, *, target_px: int = 170) -> str:
@@ -42,8 +44,9 @@ def qr_svg(data: str, *, target_px: int = 170) -> str:
     code = segno.make(data, error="m", micro=False)
     modules = code.symbol_size(scale=1, border=4)[0]
     scale = max(2, min(6, target_px // modules))
-    svg: str = code.svg_inline(scale=scale, border=4, dark="#000", light="#fff",
-                               title="Scan to open the sign-in page with the code filled in")
+    svg: str = code.svg_inline(
+        scale=scale, border=4, dark="#000", light="#fff", title="Scan to open the sign-in page with the code filled in"
+    )
     return svg
 
 
@@ -82,13 +85,17 @@ class DevicePanel(LoginPanel):
     # ---- the grant, in the worker thread
     def _run(self) -> None:
         try:
-            session = _login.device_login(self.provider, self._requested, on_prompt=self._show_prompt,
-                                          cancelled=self._cancelled.is_set)
+            session = _login.device_login(
+                self.provider, self._requested, on_prompt=self._show_prompt, cancelled=self._cancelled.is_set
+            )
         except LoginCancelled:
             return
         except AccessDenied as exc:
-            self._fail("denied", exc, f"The sign-in was denied at {self.provider.name}. Run the cell again for a "
-                                      "new code, and approve it.")
+            self._fail(
+                "denied",
+                exc,
+                f"The sign-in was denied at {self.provider.name}. Run the cell again for a new code, and approve it.",
+            )
             return
         except ExpiredToken as exc:
             self._fail("expired", exc, "The code expired before it was approved. Run the cell again for a new code.")
@@ -155,8 +162,11 @@ class DevicePanel(LoginPanel):
 
     def _timed_out(self) -> None:
         self._cancelled.set()  # the worker stops at its next slice
-        self._fail("expired", ExpiredToken("expired_token", "the device code expired before it was approved"),
-                   "The code expired before it was approved. Run the cell again for a new code.")
+        self._fail(
+            "expired",
+            ExpiredToken("expired_token", "the device code expired before it was approved"),
+            "The code expired before it was approved. Run the cell again for a new code.",
+        )
 
     # ---- fallbacks
     def fallback_lines(self) -> list[str]:
@@ -166,14 +176,18 @@ class DevicePanel(LoginPanel):
         lines = [f"Open {p.verification_uri} and enter the code {p.user_code}"]
         if p.verification_uri_complete:
             lines.append(f"(or open {p.verification_uri_complete})")
-        lines.append(f"The code expires in {max(1, round(p.expires_in / 60))} min. Waiting for approval "
-                     "(interrupt the kernel to cancel).")
+        lines.append(
+            f"The code expires in {max(1, round(p.expires_in / 60))} min. Waiting for approval "
+            "(interrupt the kernel to cancel)."
+        )
         return lines
 
     def fallback_html_lines(self) -> list[str]:
         p = self.prompt
         if p is None or self.done:
             return []
-        return [f"Open {_style.link(p.verification_uri_complete or p.verification_uri, p.verification_uri)} and enter "
-                f'the code <span class="nbauth-code">{_style.esc(p.user_code)}</span>',
-                _style.esc(self.fallback_lines()[-1])]
+        return [
+            f"Open {_style.link(p.verification_uri_complete or p.verification_uri, p.verification_uri)} and enter "
+            f'the code <span class="nbauth-code">{_style.esc(p.user_code)}</span>',
+            _style.esc(self.fallback_lines()[-1]),
+        ]

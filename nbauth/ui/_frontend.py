@@ -175,8 +175,9 @@ def _ui_events() -> Iterator[Callable[[int], None] | None]:
         yield poll
 
 
-def pump_until(done: Callable[[], bool], *, deadline: float | Callable[[], float],
-               tick: Callable[[], None] | None = None) -> bool:
+def pump_until(
+    done: Callable[[], bool], *, deadline: float | Callable[[], float], tick: Callable[[], None] | None = None
+) -> bool:
     """Block until ``done()`` (True) or the monotonic ``deadline`` (False), keeping widgets live.
 
     ``deadline`` may be a function (it can move, e.g. once a device code's expiry is known);

@@ -38,25 +38,41 @@ class SecretBox(widgets.Password):  # type: ignore[misc]
     """A password box whose value is never echoed back to the frontends (ipywidgets 8 ``echo_update``)."""
 
     value = traitlets.Unicode(help="The password; nbauth empties it as soon as it arrives").tag(
-        sync=True, echo_update=False)
+        sync=True, echo_update=False
+    )
 
 
 class LoginForm(LoginPanel):
     """``provider.login_form()`` in a notebook."""
 
-    def __init__(self, provider: Provider, scope: Any = None, *, username: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, provider: Provider, scope: Any = None, *, username: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self._requested = scope if scope is not None else provider.scope
         self._timeout = timeout
         self._deadline = _clock.monotonic() + timeout
         self._secret: str | None = None
         self._submit_asked = 0.0
-        self._username = widgets.Text(value=username or "", description="Username", placeholder="user name",
-                                      layout=widgets.Layout(width="360px"), style={"description_width": "80px"})
-        self._password = SecretBox(description="Password", placeholder="password", continuous_update=False,
-                                   layout=widgets.Layout(width="360px"), style={"description_width": "80px"})
-        self._login = widgets.Button(description="Log in", button_style="primary", icon="sign-in",
-                                     tooltip=f"Send the user name and password to {provider.name}")
+        self._username = widgets.Text(
+            value=username or "",
+            description="Username",
+            placeholder="user name",
+            layout=widgets.Layout(width="360px"),
+            style={"description_width": "80px"},
+        )
+        self._password = SecretBox(
+            description="Password",
+            placeholder="password",
+            continuous_update=False,
+            layout=widgets.Layout(width="360px"),
+            style={"description_width": "80px"},
+        )
+        self._login = widgets.Button(
+            description="Log in",
+            button_style="primary",
+            icon="sign-in",
+            tooltip=f"Send the user name and password to {provider.name}",
+        )
         self._cancel = widgets.Button(description="Cancel", tooltip="Give up logging in")
 
         self._login.on_click(self._on_login_click)
@@ -66,8 +82,7 @@ class LoginForm(LoginPanel):
         self._password.observe(self._on_password_value, names="value")
 
         buttons = widgets.HBox([self._login, self._cancel], layout=widgets.Layout(margin="4px 0 0 84px"))
-        super().__init__(provider, title=f"Log in to {provider.name}",
-                         parts=[self._username, self._password, buttons])
+        super().__init__(provider, title=f"Log in to {provider.name}", parts=[self._username, self._password, buttons])
         self.state = "waiting"
         self.started.set()
 
@@ -138,8 +153,7 @@ class LoginForm(LoginPanel):
             self.state = "busy"
             self._set_inputs(disabled=True)
             self._note("busy", f"Logging in to {self.provider.name} as {user}…")
-        threading.Thread(target=self._request, args=(user, password), name="nbauth-password-login",
-                         daemon=True).start()
+        threading.Thread(target=self._request, args=(user, password), name="nbauth-password-login", daemon=True).start()
 
     def _request(self, user: str, password: str) -> None:
         retry: str | None = None
@@ -174,13 +188,19 @@ class LoginForm(LoginPanel):
 
     def _timed_out(self) -> None:
         minutes = max(1, round(self._timeout / 60))
-        self._fail("expired", LoginRequired(f"no login to {self.provider.name} within {minutes} min: run the cell "
-                                            "again (or pass timeout=...)"),
-                   f"Nobody logged in within {minutes} min. Run the cell again to start over.")
+        self._fail(
+            "expired",
+            LoginRequired(
+                f"no login to {self.provider.name} within {minutes} min: run the cell again (or pass timeout=...)"
+            ),
+            f"Nobody logged in within {minutes} min. Run the cell again to start over.",
+        )
 
     # ---- fallbacks
     def fallback_lines(self) -> list[str]:
         if self.done:
             return []
-        return ["This form needs Jupyter widgets. Where they cannot show, interrupt the kernel and use "
-                "get_token_by_password(...), or set NBAUTH_UI=text to be asked in a terminal."]
+        return [
+            "This form needs Jupyter widgets. Where they cannot show, interrupt the kernel and use "
+            "get_token_by_password(...), or set NBAUTH_UI=text to be asked in a terminal."
+        ]

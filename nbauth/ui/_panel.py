@@ -111,8 +111,12 @@ class LoginPanel(widgets.VBox):  # type: ignore[misc]
     def cancel(self, reason: str = "the sign-in was cancelled", *, render: bool = True) -> None:
         """Stop the login; :meth:`wait` raises :class:`LoginCancelled`."""
         self._cancelled.set()
-        self._fail("cancelled", LoginCancelled(reason),
-                   "Sign-in cancelled. Run the cell again when you are ready to sign in.", render=render)
+        self._fail(
+            "cancelled",
+            LoginCancelled(reason),
+            "Sign-in cancelled. Run the cell again when you are ready to sign in.",
+            render=render,
+        )
 
     def _on_cancel_click(self, _button: Any) -> None:
         with self._output:
@@ -124,8 +128,11 @@ class LoginPanel(widgets.VBox):  # type: ignore[misc]
         raise NotImplementedError
 
     def _timed_out(self) -> None:
-        self._fail("expired", LoginRequired(f"no sign-in to {self.provider.name} in time: run the cell again"),
-                   "Nobody signed in in time. Run the cell again to start over.")
+        self._fail(
+            "expired",
+            LoginRequired(f"no sign-in to {self.provider.name} in time: run the cell again"),
+            "Nobody signed in in time. Run the cell again to start over.",
+        )
 
     def tick(self) -> None:
         """Main-thread housekeeping while the cell blocks: countdowns, display updates."""

@@ -110,13 +110,18 @@ def status_html(session: Session, who: Who) -> str:
     if session.logged_out:
         return f'{_style.CSS}<div class="nbauth-panel nbauth-text">Logged out of {_style.esc(session.name)}.</div>'
     kind, expiry = expiry_line(session)
-    return (f'{_style.CSS}<div class="nbauth-panel nbauth-text">'
-            f'<div class="nbauth-title"><span class="nbauth-ok">✔</span> Signed in as '
-            f"{_style.esc(who)}</div>{_kv(session)}{_style.note(kind, expiry)}</div>")
+    return (
+        f'{_style.CSS}<div class="nbauth-panel nbauth-text">'
+        f'<div class="nbauth-title"><span class="nbauth-ok">✔</span> Signed in as '
+        f"{_style.esc(who)}</div>{_kv(session)}{_style.note(kind, expiry)}</div>"
+    )
 
 
 def _kv(session: Session) -> str:
-    rows: list[tuple[str, Any]] = [("Provider", f"{session.name} ({session.key.issuer})"),
-                                   ("Client", session.key.client_id or "-"), ("Scopes", scopes_of(session))]
+    rows: list[tuple[str, Any]] = [
+        ("Provider", f"{session.name} ({session.key.issuer})"),
+        ("Client", session.key.client_id or "-"),
+        ("Scopes", scopes_of(session)),
+    ]
     cells = "".join(f"<tr><td>{_style.esc(k)}</td><td>{_style.esc(v)}</td></tr>" for k, v in rows)
     return f'<table class="nbauth-kv">{cells}</table>'

@@ -76,8 +76,9 @@ class StatusWidget(widgets.VBox):  # type: ignore[misc]
         self._details = widgets.HTML()
         self._expiry = widgets.HTML()
         self._refresh = widgets.Button(description="Refresh", icon="refresh", tooltip="Renew the access token now")
-        self._logout = widgets.Button(description="Log out", icon="sign-out",
-                                      tooltip="Revoke the tokens at the provider and forget this session")
+        self._logout = widgets.Button(
+            description="Log out", icon="sign-out", tooltip="Revoke the tokens at the provider and forget this session"
+        )
         self._message = widgets.HTML()
         self._output = widgets.Output()
 
@@ -86,8 +87,9 @@ class StatusWidget(widgets.VBox):  # type: ignore[misc]
 
         self._buttons = widgets.HBox([self._refresh, self._logout], layout=widgets.Layout(margin="4px 0 0 0"))
         self._render()
-        super().__init__(children=[self._header, self._details, self._expiry, self._buttons, self._message,
-                                   self._output])
+        super().__init__(
+            children=[self._header, self._details, self._expiry, self._buttons, self._message, self._output]
+        )
         self.add_class("nbauth-panel")
         self.add_class("nbauth-status")
         route_comms(self)
@@ -99,17 +101,24 @@ class StatusWidget(widgets.VBox):  # type: ignore[misc]
         s = self.session
         if s.logged_out:
             self._header.value = _style.title(f"Logged out of {s.name}")
-            self._details.value = ('<div class="nbauth-text nbauth-muted">The tokens were revoked and forgotten. '
-                                   "Run the login cell again to sign in.</div>")
+            self._details.value = (
+                '<div class="nbauth-text nbauth-muted">The tokens were revoked and forgotten. '
+                "Run the login cell again to sign in.</div>"
+            )
             self._expiry.value = ""
             self._refresh.disabled = self._logout.disabled = True
             self._buttons.layout.display = "none"  # nothing left to press: no greyed buttons
             _displays.refresh(s)  # the session's text shown beneath says "logged out" too
             return
-        self._header.value = (f'{_style.CSS}<div class="nbauth-title"><span class="nbauth-ok">✔</span> '
-                              f"Signed in as {_style.esc(self.who)}</div>")
-        rows = [("Provider", f"{s.name} ({s.key.issuer})"), ("Client", s.key.client_id or "-"),
-                ("Scopes", scopes_of(s))]
+        self._header.value = (
+            f'{_style.CSS}<div class="nbauth-title"><span class="nbauth-ok">✔</span> '
+            f"Signed in as {_style.esc(self.who)}</div>"
+        )
+        rows = [
+            ("Provider", f"{s.name} ({s.key.issuer})"),
+            ("Client", s.key.client_id or "-"),
+            ("Scopes", scopes_of(s)),
+        ]
         cells = "".join(f"<tr><td>{_style.esc(k)}</td><td>{_style.esc(v)}</td></tr>" for k, v in rows)
         self._details.value = f'<table class="nbauth-kv nbauth-text">{cells}</table>'
         self._render_expiry()

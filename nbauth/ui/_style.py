@@ -78,8 +78,10 @@ def esc(value: object) -> str:
 
 def link(url: str, text: str | None = None, *, cls: str = "nbauth-link") -> str:
     """A link that opens in a new tab and does not leak the notebook's URL (rel=noopener noreferrer)."""
-    return (f'<a href="{esc(url)}" target="_blank" rel="noopener noreferrer" class="{cls}">'
-            f"{esc(text if text is not None else url)}</a>")
+    return (
+        f'<a href="{esc(url)}" target="_blank" rel="noopener noreferrer" class="{cls}">'
+        f"{esc(text if text is not None else url)}</a>"
+    )
 
 
 def title(text: str) -> str:

@@ -24,8 +24,9 @@ from .._terminal import printable
 __all__ = ["browser_login_text", "device_login_text", "password_login_text"]
 
 
-def device_login_text(provider: Provider, scope: Any, *, out: TextIO | None = None,
-                      cancelled: Callable[[], bool] | None = None) -> Session:
+def device_login_text(
+    provider: Provider, scope: Any, *, out: TextIO | None = None, cancelled: Callable[[], bool] | None = None
+) -> Session:
     """The device flow in plain text: print the URL and code, block until approved (RFC 8628 §3.3)."""
     out = out or sys.stdout
 
@@ -43,23 +44,24 @@ def device_login_text(provider: Provider, scope: Any, *, out: TextIO | None = No
     return session
 
 
-def password_login_text(provider: Provider, scope: Any, username: str | None = None,
-                        out: TextIO | None = None) -> Session:
+def password_login_text(
+    provider: Provider, scope: Any, username: str | None = None, out: TextIO | None = None
+) -> Session:
     """Ask for the username and password on the terminal (getpass: the password is not echoed)."""
     import getpass
 
     out = out or sys.stdout
     if not sys.stdin or not sys.stdin.isatty():
-        raise LoginRequired(f"{provider.name}: no terminal or notebook to ask for a password; use "
-                            "get_token_by_password(...) or client credentials for unattended runs")
+        raise LoginRequired(
+            f"{provider.name}: no terminal or notebook to ask for a password; use "
+            "get_token_by_password(...) or client credentials for unattended runs"
+        )
     user = username or input(f"Username for {provider.name}: ")
     password = getpass.getpass(f"Password for {user}: ")
     try:
         return provider.get_token_by_password(user, password, scope, force=True)
     finally:
         del password
-
-
 
 
 def _stdin_line(timeout: float) -> str | None:
@@ -85,9 +87,17 @@ def _open_browser(url: str, choice: bool | None) -> bool:
         return False
 
 
-def browser_login_text(provider: Provider, scope: Any, *, out: TextIO | None = None, timeout: float = DEFAULT_TIMEOUT,
-                       port: int = 0, open_browser: bool | None = None, extra: dict[str, str] | None = None,
-                       cancelled: Callable[[], bool] | None = None) -> Session:
+def browser_login_text(
+    provider: Provider,
+    scope: Any,
+    *,
+    out: TextIO | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    port: int = 0,
+    open_browser: bool | None = None,
+    extra: dict[str, str] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Session:
     """Browser sign-in in plain text: print the address, wait for the loopback redirect (RFC 8252 §7.3),
     or read the redirect address pasted on the terminal. Gives up after ``timeout`` seconds.
     """
@@ -98,19 +108,29 @@ def browser_login_text(provider: Provider, scope: Any, *, out: TextIO | None = N
         print(f"To sign in to {provider.name}, open this address in your browser:\n\n    {attempt.url}\n", file=out)
         opened = _open_browser(attempt.url, open_browser)
         pasting = bool(sys.stdin and sys.stdin.isatty()) and os.name == "posix"  # select() on a terminal
-        print(f"Waiting up to {minutes} min for the browser to come back to {attempt.redirect_uri}"
-              f"{' (opened in your browser)' if opened else ''}.", file=out, flush=True)
+        print(
+            f"Waiting up to {minutes} min for the browser to come back to {attempt.redirect_uri}"
+            f"{' (opened in your browser)' if opened else ''}.",
+            file=out,
+            flush=True,
+        )
         if pasting:
-            print("If that page cannot load (the browser runs on another machine), copy the address it shows, "
-                  "paste it here and press Enter.", file=out, flush=True)
+            print(
+                "If that page cannot load (the browser runs on another machine), copy the address it shows, "
+                "paste it here and press Enter.",
+                file=out,
+                flush=True,
+            )
         deadline = _clock.monotonic() + timeout
         while True:
             if cancelled is not None and cancelled():
                 raise LoginCancelled("the browser sign-in was cancelled")
             left = deadline - _clock.monotonic()
             if left <= 0:
-                raise LoginRequired(f"no browser sign-in to {provider.name} within {minutes} min: run the login "
-                                    "again (or pass timeout=...)")
+                raise LoginRequired(
+                    f"no browser sign-in to {provider.name} within {minutes} min: run the login "
+                    "again (or pass timeout=...)"
+                )
             pasted = False
             try:
                 url: str | None = attempt.redirects.get(timeout=min(0.2, left))

@@ -22,8 +22,12 @@ def login_with_widgets(kind: str, provider: Provider, scope: Any, options: dict[
     if kind == "device":
         panel = DevicePanel(provider, scope, qr=options.get("qr", True))
     elif kind == "password":
-        panel = LoginForm(provider, scope, username=options.get("username"),
-                          **({"timeout": options["timeout"]} if "timeout" in options else {}))
+        panel = LoginForm(
+            provider,
+            scope,
+            username=options.get("username"),
+            **({"timeout": options["timeout"]} if "timeout" in options else {}),
+        )
     else:
         keep = {k: options[k] for k in ("port", "paste", "extra", "timeout") if k in options}
         panel = BrowserPanel(provider, scope, **keep)

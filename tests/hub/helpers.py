@@ -35,15 +35,17 @@ def ensure_proxy(hub_dir: Path = HUB_DIR) -> None:
         npm = shutil.which("npm")
         if npm is None:
             raise RuntimeError("npm is needed for configurable-http-proxy (tests/hub): install Node.js >= 20")
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=hub_dir, check=True, capture_output=True,
-                       timeout=300)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=hub_dir, check=True, capture_output=True, timeout=300
+        )
 
 
 class Hub:
     """A running hub: ``url`` (the proxy), ``api_url`` (``<url>/hub/api``), ``admin_token`` (a service token)."""
 
-    def __init__(self, port: int, state: Path, proc: subprocess.Popen[bytes], admin_token: str, crypt_key: str,
-                 log: Path) -> None:
+    def __init__(
+        self, port: int, state: Path, proc: subprocess.Popen[bytes], admin_token: str, crypt_key: str, log: Path
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.api_url = f"{self.url}/hub/api"
         self.state, self.proc, self.admin_token = state, proc, admin_token
@@ -54,8 +56,9 @@ class Hub:
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"token {token or self.admin_token}"}
-        return requests.request(method, f"{self.api_url}/{path.lstrip('/')}", headers=headers, timeout=TIMEOUT,
-                                **kwargs)
+        return requests.request(
+            method, f"{self.api_url}/{path.lstrip('/')}", headers=headers, timeout=TIMEOUT, **kwargs
+        )
 
     def login(self, username: str = "alice", password: str = "alice-password") -> requests.Session:
         """The hub's OAuth login at the IdP, as a browser: returns the browser (its cookies)."""
@@ -67,17 +70,22 @@ class Hub:
 
     def server_token(self, username: str = "alice") -> str:
         """A token of the user's with the scopes a single-user server gets for auth_state (design.md)."""
-        r = self.api("POST", f"users/{username}/tokens",
-                     json={"scopes": ["read:users!user", "admin:auth_state!user"], "note": "nbauth test",
-                           "expires_in": 3600})
+        r = self.api(
+            "POST",
+            f"users/{username}/tokens",
+            json={"scopes": ["read:users!user", "admin:auth_state!user"], "note": "nbauth test", "expires_in": 3600},
+        )
         if r.status_code not in (200, 201):
             raise RuntimeError(f"token request failed: {r.status_code} {r.text}")
         return str(r.json()["token"])
 
     def kernel_env(self, username: str = "alice") -> dict[str, str]:
         """What a single-user server's kernel finds in its environment."""
-        return {"JUPYTERHUB_API_URL": self.api_url, "JUPYTERHUB_API_TOKEN": self.server_token(username),
-                "JUPYTERHUB_USER": username}
+        return {
+            "JUPYTERHUB_API_URL": self.api_url,
+            "JUPYTERHUB_API_TOKEN": self.server_token(username),
+            "JUPYTERHUB_USER": username,
+        }
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -95,17 +103,30 @@ def start_hub(idp: IdP, workdir: Path, *, port: int, auth_refresh_age: int = 300
     workdir.mkdir(parents=True, exist_ok=True)
     admin_token, crypt_key = secrets.token_hex(16), secrets.token_hex(32)
     env = {
-        **os.environ, "HUB_PORT": str(port), "HUB_API_PORT": str(free_port()), "HUB_PROXY_API_PORT": str(free_port()),
-        "HUB_DIR": str(workdir), "HUB_ADMIN_TOKEN": admin_token, "JUPYTERHUB_CRYPT_KEY": crypt_key,
-        "HUB_IDP_AUTHORIZE": idp.endpoint("authorization_endpoint"), "HUB_IDP_TOKEN": idp.endpoint("token_endpoint"),
-        "HUB_IDP_USERINFO": idp.endpoint("userinfo_endpoint"), "HUB_AUTH_REFRESH_AGE": str(auth_refresh_age),
+        **os.environ,
+        "HUB_PORT": str(port),
+        "HUB_API_PORT": str(free_port()),
+        "HUB_PROXY_API_PORT": str(free_port()),
+        "HUB_DIR": str(workdir),
+        "HUB_ADMIN_TOKEN": admin_token,
+        "JUPYTERHUB_CRYPT_KEY": crypt_key,
+        "HUB_IDP_AUTHORIZE": idp.endpoint("authorization_endpoint"),
+        "HUB_IDP_TOKEN": idp.endpoint("token_endpoint"),
+        "HUB_IDP_USERINFO": idp.endpoint("userinfo_endpoint"),
+        "HUB_AUTH_REFRESH_AGE": str(auth_refresh_age),
     }
     for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_USER"):
         env.pop(name, None)
     log = workdir / "hub.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(HUB_DIR / "jupyterhub_config.py")],
-                                cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_DIR / "jupyterhub_config.py")],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     hub = Hub(port, workdir, proc, admin_token, crypt_key, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

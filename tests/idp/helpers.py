@@ -153,12 +153,15 @@ class IdP:
         return body
 
     def password_token(
-        self, client_id: str = "public-client", username: str = "alice", password: str | None = None,
-        scope: str = "openid", client_secret: str | None = None,
+        self,
+        client_id: str = "public-client",
+        username: str = "alice",
+        password: str | None = None,
+        scope: str = "openid",
+        client_secret: str | None = None,
     ) -> dict[str, Any]:
         """A token response from the password grant (raises on error)."""
-        data = {"grant_type": "password", "username": username, "password": password or USERS[username],
-                "scope": scope}
+        data = {"grant_type": "password", "username": username, "password": password or USERS[username], "scope": scope}
         if client_secret is None:
             data["client_id"] = client_id
             r = self.token(data)
@@ -240,7 +243,10 @@ def ensure_node_modules(idp_dir: Path = IDP_DIR) -> None:
         raise IdPStartError("npm not found: install Node.js >= 20.18 to run the loopback IdP")
     r = subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=idp_dir, capture_output=True, text=True, check=False,
+        cwd=idp_dir,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if r.returncode != 0:
         raise IdPStartError(f"npm ci failed in {idp_dir}:\n{r.stdout}\n{r.stderr}")
@@ -262,7 +268,11 @@ def start_idp(env: Mapping[str, str], workdir: Path, timeout: float = 90.0, idp_
     full_env = {**os.environ, **env, "IDP_PORT": "0", "IDP_BIND": "127.0.0.1", "IDP_READY_FILE": str(ready)}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [node, str(idp_dir / "server.js")], cwd=idp_dir, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            [node, str(idp_dir / "server.js")],
+            cwd=idp_dir,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def fail(why: str) -> IdPStartError:
@@ -351,13 +361,15 @@ def browse(
         if "kc-form-login" not in fs:
             return None, r
         if abort:
-            r = session.post(urllib.parse.urljoin(r.url, fs["abort"]["action"]), allow_redirects=False,
-                             timeout=TIMEOUT)
+            r = session.post(urllib.parse.urljoin(r.url, fs["abort"]["action"]), allow_redirects=False, timeout=TIMEOUT)
             continue
         login = fs["kc-form-login"]
-        r = session.post(urllib.parse.urljoin(r.url, login["action"]),
-                         data={**login["fields"], "username": user[0], "password": user[1]},
-                         allow_redirects=False, timeout=TIMEOUT)
+        r = session.post(
+            urllib.parse.urljoin(r.url, login["action"]),
+            data={**login["fields"], "username": user[0], "password": user[1]},
+            allow_redirects=False,
+            timeout=TIMEOUT,
+        )
         if r.status_code == 200 and "kc-form-login" in r.text:
             return None, r  # credentials rejected: the login page came back with an error message
     raise RuntimeError("too many hops")
@@ -382,8 +394,14 @@ def authorize(
     """
     verifier, challenge = pkce_pair()
     state, nonce = secrets.token_urlsafe(8), secrets.token_urlsafe(8)
-    q = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
-         "state": state, **extra}
+    q = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": state,
+        **extra,
+    }
     if "openid" in scope.split():  # oidc-provider rejects nonce without openid (invalid_request)
         q["nonce"] = nonce
     if pkce:
@@ -410,8 +428,7 @@ def approve_device_in_browser(
     r = s.get(verification_uri_complete, timeout=TIMEOUT)  # auto-submitting form carrying xsrf + user_code
     f = next(iter(forms(r.text).values()))
     if abort:
-        return s.post(urllib.parse.urljoin(r.url, f["action"]), data={**f["fields"], "abort": "yes"},
-                      timeout=TIMEOUT)
+        return s.post(urllib.parse.urljoin(r.url, f["action"]), data={**f["fields"], "abort": "yes"}, timeout=TIMEOUT)
     r = s.post(urllib.parse.urljoin(r.url, f["action"]), data=f["fields"], timeout=TIMEOUT)  # "Confirm Device"
     f = forms(r.text)["op.deviceConfirmForm"]  # hidden fields: xsrf, user_code, confirm=yes
     r = s.post(urllib.parse.urljoin(r.url, f["action"]), data=f["fields"], allow_redirects=False, timeout=TIMEOUT)

@@ -127,9 +127,14 @@ class Handler(BaseHTTPRequestHandler):
         split = urllib.parse.urlsplit(self.path)
         js, form = parse_body(self.headers.get("content-type") or "", body)
         rec = RecordedRequest(
-            method=self.command, target=self.path, path=split.path,
+            method=self.command,
+            target=self.path,
+            path=split.path,
             query=dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True)),
-            headers=self.headers, body=body, json=js, form=form,
+            headers=self.headers,
+            body=body,
+            json=js,
+            form=form,
             client_address=(str(self.client_address[0]), int(self.client_address[1])),
         )
         app._record(rec)
@@ -146,7 +151,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- response helpers
     def send_bytes(
-        self, status: int, body: bytes, content_type: str | None = "application/octet-stream",
+        self,
+        status: int,
+        body: bytes,
+        content_type: str | None = "application/octet-stream",
         headers: dict[str, str] | None = None,
     ) -> None:
         """A complete response with Content-Length."""
@@ -231,8 +239,10 @@ class StandInServer:
         self.stopping.clear()
         self._httpd = _HTTPServer(self, (self.host, self._port))
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"{type(self).__name__}:{self.port}", daemon=True,
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"{type(self).__name__}:{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -301,8 +311,10 @@ def b64url_decode(text: str) -> bytes:
 def jwt_hs256(claims: dict[str, Any], key: bytes, headers: dict[str, Any] | None = None) -> str:
     """A compact JWS (HS256) over ``claims``."""
     header = {"typ": "JWT", "alg": "HS256", **(headers or {})}
-    signing_input = f"{b64url(json.dumps(header, separators=(',', ':')).encode())}." \
-                    f"{b64url(json.dumps(claims, separators=(',', ':')).encode())}"
+    signing_input = (
+        f"{b64url(json.dumps(header, separators=(',', ':')).encode())}."
+        f"{b64url(json.dumps(claims, separators=(',', ':')).encode())}"
+    )
     sig = hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(sig)}"
 
@@ -326,8 +338,9 @@ def jwt_claims(token: str) -> dict[str, Any]:
     return claims
 
 
-def oauth_error(h: Handler, status: int, error: str, description: str = "",
-                headers: dict[str, str] | None = None, **extra: Any) -> None:
+def oauth_error(
+    h: Handler, status: int, error: str, description: str = "", headers: dict[str, str] | None = None, **extra: Any
+) -> None:
     """An RFC 6749 section 5.2 error response."""
     body: dict[str, Any] = {"error": error}
     if description:

@@ -53,8 +53,9 @@ class Hit:
 class DataServer(StandInServer):
     """``DataServer(issuer, jwks_uri, audience).start()``; files under ``url + "/data/..."``."""
 
-    def __init__(self, issuer: str, jwks_uri: str, audience: str = "urn:demo:api",
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, issuer: str, jwks_uri: str, audience: str = "urn:demo:api", host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         super().__init__(host, port)
         self.issuer = issuer
         self.jwks_uri = jwks_uri
@@ -112,8 +113,14 @@ class DataServer(StandInServer):
             key = self._key(header.get("kid"))
             if key is None:
                 return None, "unknown key"
-            claims = jwt.decode(token, key, algorithms=["RS256"], audience=self.audience, issuer=self.issuer,
-                                options={"verify_exp": False, "require": ["exp", "iat"]})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"verify_exp": False, "require": ["exp", "iat"]},
+            )
         except jwt.PyJWTError as exc:
             return None, f"bad token: {type(exc).__name__}"
         if self.now() >= float(claims["exp"]):  # no leeway at all
@@ -122,9 +129,16 @@ class DataServer(StandInServer):
 
     # ---- HTTP
     def _record_hit(self, req: RecordedRequest, status: int, claims: dict[str, Any] | None, reason: str = "") -> None:
-        hit = Hit(self.now(), req.method, req.path, req.headers.get("range"), status,
-                  None if claims is None else float(claims["exp"]), None if claims is None else claims.get("jti"),
-                  reason)
+        hit = Hit(
+            self.now(),
+            req.method,
+            req.path,
+            req.headers.get("range"),
+            status,
+            None if claims is None else float(claims["exp"]),
+            None if claims is None else claims.get("jti"),
+            reason,
+        )
         with self._lock:
             self.log.append(hit)
             self.requests.clear()  # keep memory flat: the Hit log is what tests read
@@ -137,8 +151,11 @@ class DataServer(StandInServer):
             if self.reject_tokens is not True:
                 self.reject_tokens = int(self.reject_tokens) - 1
         if claims is None:
-            challenge = 'Bearer realm="data"' if not token else \
-                f'Bearer realm="data", error="invalid_token", error_description="{why}"'
+            challenge = (
+                'Bearer realm="data"'
+                if not token
+                else f'Bearer realm="data", error="invalid_token", error_description="{why}"'
+            )
             self._record_hit(req, 401, None, why)
             h.send_bytes(401, b"unauthorized\n", "text/plain", {"WWW-Authenticate": challenge})
             return
@@ -158,8 +175,13 @@ class DataServer(StandInServer):
 
     def _listing(self, h: Handler, req: RecordedRequest, claims: dict[str, Any]) -> None:
         base = req.path.rstrip("/") + "/"
-        names = sorted({p[len(base):].split("/")[0] + ("/" if "/" in p[len(base):] else "")
-                        for p in self.files if p.startswith(base)})
+        names = sorted(
+            {
+                p[len(base) :].split("/")[0] + ("/" if "/" in p[len(base) :] else "")
+                for p in self.files
+                if p.startswith(base)
+            }
+        )
         if not names:
             self._record_hit(req, 404, claims)
             h.send_bytes(404, b"not found\n", "text/plain")
@@ -187,8 +209,11 @@ class DataServer(StandInServer):
 
     def _send_file(self, h: Handler, req: RecordedRequest, claims: dict[str, Any], data: bytes) -> None:
         size = len(data)
-        headers = {"Accept-Ranges": "bytes", "ETag": self._etags[req.path],
-                   "Last-Modified": formatdate(self.modified, usegmt=True)}
+        headers = {
+            "Accept-Ranges": "bytes",
+            "ETag": self._etags[req.path],
+            "Last-Modified": formatdate(self.modified, usegmt=True),
+        }
         span = self._range(req.headers.get("range"), size)
         if span is False:
             self._record_hit(req, 416, claims)
@@ -196,7 +221,7 @@ class DataServer(StandInServer):
             return
         status, body = 200, data
         if isinstance(span, tuple):
-            status, body = 206, data[span[0]:span[1] + 1]
+            status, body = 206, data[span[0] : span[1] + 1]
             headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{size}"
         self._record_hit(req, status, claims)
         h.send_response(status)
@@ -219,10 +244,10 @@ class DataServer(StandInServer):
     def _stream(self, h: Handler, body: bytes, key: str) -> None:
         view = memoryview(body)
         for offset in range(0, len(body), CHUNK):
-            h.wfile.write(view[offset:offset + CHUNK])
+            h.wfile.write(view[offset : offset + CHUNK])
             rate = self.throttle
             if rate:
-                ahead = self._slot(key, len(view[offset:offset + CHUNK]), rate) - time.monotonic()
+                ahead = self._slot(key, len(view[offset : offset + CHUNK]), rate) - time.monotonic()
                 if ahead > 0 and self.stopping.wait(ahead):
                     return
         h.wfile.flush()

@@ -49,14 +49,18 @@ class Respond:
         h.send_bytes(self.status, self.body, self.content_type, dict(self.headers))
 
 
-def json_response(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None,
-                  content_type: str = "application/json") -> Respond:
+def json_response(
+    obj: Any, status: int = 200, headers: Mapping[str, str] | None = None, content_type: str = "application/json"
+) -> Respond:
     """``obj`` as JSON with any status and headers (e.g. an OAuth error, or a token without access_token)."""
     return Respond(status, json.dumps(obj).encode(), content_type, dict(headers or {}))
 
 
-def html(body: str = "<!DOCTYPE html><html><body><h1>Sign in</h1><form></form></body></html>",
-         status: int = 200, headers: Mapping[str, str] | None = None) -> Respond:
+def html(
+    body: str = "<!DOCTYPE html><html><body><h1>Sign in</h1><form></form></body></html>",
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Respond:
     """An HTML page (a login page / captive portal / proxy error instead of JSON)."""
     return Respond(status, body.encode(), "text/html; charset=utf-8", dict(headers or {}))
 
@@ -66,8 +70,12 @@ def empty(status: int = 200, headers: Mapping[str, str] | None = None, content_t
     return Respond(status, b"", content_type, dict(headers or {}))
 
 
-def text(body: str = "this is not JSON", status: int = 200, content_type: str = "text/plain; charset=utf-8",
-         headers: Mapping[str, str] | None = None) -> Respond:
+def text(
+    body: str = "this is not JSON",
+    status: int = 200,
+    content_type: str = "text/plain; charset=utf-8",
+    headers: Mapping[str, str] | None = None,
+) -> Respond:
     """A non-JSON text body (set content_type="application/json" for a lying Content-Type)."""
     return Respond(status, body.encode(), content_type, dict(headers or {}))
 
@@ -127,8 +135,13 @@ class Huge:
         h.wfile.flush()
 
 
-def huge(size: int = 50 * MB, content_type: str = "application/json", fill: bytes = b"a", prefix: bytes = b"",
-         send_length: bool = True) -> Huge:
+def huge(
+    size: int = 50 * MB,
+    content_type: str = "application/json",
+    fill: bytes = b"a",
+    prefix: bytes = b"",
+    send_length: bool = True,
+) -> Huge:
     """A huge body (default 50 MB) streamed in 64 KiB chunks; ``prefix`` e.g. ``b'{"access_token": "'``."""
     return Huge(size, content_type, fill, prefix, send_length=send_length)
 
@@ -254,8 +267,9 @@ def redirect(location: str, status: int = 302, headers: Mapping[str, str] | None
     return Respond(status, b"", None, {"Location": location, **dict(headers or {})})
 
 
-def server_error(status: int = 503, retry_after: int | str | None = None, body: Any = None,
-                 headers: Mapping[str, str] | None = None) -> Respond:
+def server_error(
+    status: int = 503, retry_after: int | str | None = None, body: Any = None, headers: Mapping[str, str] | None = None
+) -> Respond:
     """A 5xx with a JSON body (default ``{"error": "temporarily_unavailable"}``), optionally ``Retry-After``."""
     hdrs = dict(headers or {})
     if retry_after is not None:

@@ -118,8 +118,12 @@ class FusioServer(StandInServer):
         """
         code = code or secrets.token_urlsafe(16)
         with self._state:
-            self.codes[code] = {"username": username, "scope": scope, "client_id": client_id,
-                                "redirect_uri": redirect_uri}
+            self.codes[code] = {
+                "username": username,
+                "scope": scope,
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+            }
         return code
 
     def expire_access_tokens(self) -> None:
@@ -153,22 +157,36 @@ class FusioServer(StandInServer):
     def _issue_jwt(self, username: str, ttl: int) -> tuple[str, int, int]:
         iat = int(self.now())
         exp = iat + ttl
-        claims = {"iss": self.url, "sub": self.sub_of(username), "iat": iat, "exp": exp, "name": username,
-                  "jti": secrets.token_hex(8)}
+        claims = {
+            "iss": self.url,
+            "sub": self.sub_of(username),
+            "iat": iat,
+            "exp": exp,
+            "name": username,
+            "jti": secrets.token_hex(8),
+        }
         return jwt_hs256(claims, self.key), iat, exp
 
     def _login(self, h: Handler, req: RecordedRequest) -> None:
         body = req.json
-        if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
-                or not isinstance(body.get("password"), str):
-            h.send_json(400, {"success": False, "error": "invalid_request",
-                              "message": "JSON body with username and password required"})
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("username"), str)
+            or not isinstance(body.get("password"), str)
+        ):
+            h.send_json(
+                400,
+                {
+                    "success": False,
+                    "error": "invalid_request",
+                    "message": "JSON body with username and password required",
+                },
+            )
             return
         username, password = body["username"], body["password"]
         pw = self.users.get(username)
         if pw is None or not secrets.compare_digest(pw.encode(), password.encode()):
-            h.send_json(401, {"success": False, "error": "invalid_credentials",
-                              "message": "Invalid name or password"})
+            h.send_json(401, {"success": False, "error": "invalid_credentials", "message": "Invalid name or password"})
             return
         token, _, exp = self._issue_jwt(username, self.login_ttl)
         with self._state:
@@ -182,13 +200,19 @@ class FusioServer(StandInServer):
         elif "client_id" in form:
             cid, secret = form["client_id"], form.get("client_secret", "")
         else:
-            oauth_error(h, 401, "invalid_client", "Client authentication required",
-                        {"WWW-Authenticate": 'Basic realm="Fusio"'})
+            oauth_error(
+                h, 401, "invalid_client", "Client authentication required", {"WWW-Authenticate": 'Basic realm="Fusio"'}
+            )
             return None
         app = self.apps.get(cid)
         if app is None or not secrets.compare_digest(app.client_secret.encode(), secret.encode()):
-            oauth_error(h, 401, "invalid_client", "Unknown client or invalid client secret",
-                        {"WWW-Authenticate": 'Basic realm="Fusio"'} if basic is not None else None)
+            oauth_error(
+                h,
+                401,
+                "invalid_client",
+                "Unknown client or invalid client secret",
+                {"WWW-Authenticate": 'Basic realm="Fusio"'} if basic is not None else None,
+            )
             return None
         return app
 
@@ -221,8 +245,7 @@ class FusioServer(StandInServer):
                 username = form["username"]
             elif grant == "refresh_token":
                 old = self.tokens.get(form.get("refresh_token", ""))
-                if old is None or old.kind != "refresh" or old.used or old.exp < now \
-                        or old.client_id != app.client_id:
+                if old is None or old.kind != "refresh" or old.used or old.exp < now or old.client_id != app.client_id:
                     oauth_error(h, 400, "invalid_grant", "Invalid refresh token")
                     return
                 old.used = True
@@ -230,8 +253,11 @@ class FusioServer(StandInServer):
                 requested = old.scopes
             elif grant == "authorization_code":
                 code = self.codes.get(form.get("code", ""))
-                if code is None or (code["client_id"] and code["client_id"] != app.client_id) \
-                        or (code["redirect_uri"] and code["redirect_uri"] != form.get("redirect_uri")):
+                if (
+                    code is None
+                    or (code["client_id"] and code["client_id"] != app.client_id)
+                    or (code["redirect_uri"] and code["redirect_uri"] != form.get("redirect_uri"))
+                ):
                     oauth_error(h, 400, "invalid_grant", "Invalid code")
                     return
                 del self.codes[form["code"]]
@@ -251,25 +277,46 @@ class FusioServer(StandInServer):
             refresh = f"{secrets.token_hex(10)}-{secrets.token_hex(28)}-{secrets.token_hex(5)}"
             sub = self.sub_of(username)
             self.tokens[access] = FusioToken(access, "access", username, sub, granted, app.client_id, exp)
-            self.tokens[refresh] = FusioToken(refresh, "refresh", username, sub, granted, app.client_id,
-                                              now + self.refresh_ttl)
-        h.send_json(200, {
-            "access_token": access,
-            "token_type": "bearer",
-            "expires_in": exp,  # ABSOLUTE epoch seconds, like Fusio
-            "refresh_token": refresh,
-            "scope": ",".join(granted),
-        }, {"Cache-Control": "no-store"})
+            self.tokens[refresh] = FusioToken(
+                refresh, "refresh", username, sub, granted, app.client_id, now + self.refresh_ttl
+            )
+        h.send_json(
+            200,
+            {
+                "access_token": access,
+                "token_type": "bearer",
+                "expires_in": exp,  # ABSOLUTE epoch seconds, like Fusio
+                "refresh_token": refresh,
+                "scope": ",".join(granted),
+            },
+            {"Cache-Control": "no-store"},
+        )
 
     def _whoami(self, h: Handler, req: RecordedRequest) -> None:
         token = req.bearer()
         info = self.tokens.get(token or "")
         if info is None or info.kind == "refresh" or info.exp <= self.now():
-            why = "missing" if token is None else "expired" if info is not None and info.kind != "refresh" \
-                else "invalid"
-            h.send_json(401, {"success": False, "title": "Unauthorized", "message": f"Access token {why}"},
-                        {"WWW-Authenticate": 'Bearer realm="Fusio"' if token is None
-                         else 'Bearer realm="Fusio", error="invalid_token"'})
+            why = (
+                "missing" if token is None else "expired" if info is not None and info.kind != "refresh" else "invalid"
+            )
+            h.send_json(
+                401,
+                {"success": False, "title": "Unauthorized", "message": f"Access token {why}"},
+                {
+                    "WWW-Authenticate": 'Bearer realm="Fusio"'
+                    if token is None
+                    else 'Bearer realm="Fusio", error="invalid_token"'
+                },
+            )
             return
-        h.send_json(200, {"sub": info.sub, "name": info.username, "username": info.username,
-                          "scope": info.scopes, "client_id": info.client_id, "exp": info.exp})
+        h.send_json(
+            200,
+            {
+                "sub": info.sub,
+                "name": info.username,
+                "username": info.username,
+                "scope": info.scopes,
+                "client_id": info.client_id,
+                "exp": info.exp,
+            },
+        )

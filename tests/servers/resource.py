@@ -76,8 +76,9 @@ class ResourceServer(StandInServer):
             headers["Authorization"] = "Basic " + base64.b64encode(raw.encode()).decode()
         else:
             data.update(client_id=self.client_id, client_secret=self.client_secret)
-        req = urllib.request.Request(self.introspection_url, data=urllib.parse.urlencode(data).encode(),
-                                     headers=headers, method="POST")
+        req = urllib.request.Request(
+            self.introspection_url, data=urllib.parse.urlencode(data).encode(), headers=headers, method="POST"
+        )
         with urllib.request.urlopen(req, timeout=self.timeout) as resp:
             body: dict[str, Any] = json.loads(resp.read())
         return body
@@ -92,8 +93,11 @@ class ResourceServer(StandInServer):
         if token is None:
             with self._counts:
                 self.missing_token_count += 1
-            h.send_json(401, {"error": "unauthorized", "error_description": "Bearer token required"},
-                        {"WWW-Authenticate": 'Bearer realm="api"'})
+            h.send_json(
+                401,
+                {"error": "unauthorized", "error_description": "Bearer token required"},
+                {"WWW-Authenticate": 'Bearer realm="api"'},
+            )
             return
         try:
             info = self.introspect(token)
@@ -106,13 +110,18 @@ class ResourceServer(StandInServer):
             with self._counts:
                 self.invalid_token_count += 1
             why = "The access token is invalid or expired"
-            h.send_json(401, {"error": "invalid_token", "error_description": why},
-                        {"WWW-Authenticate": f'Bearer realm="api", error="invalid_token", error_description="{why}"'})
+            h.send_json(
+                401,
+                {"error": "invalid_token", "error_description": why},
+                {"WWW-Authenticate": f'Bearer realm="api", error="invalid_token", error_description="{why}"'},
+            )
             return
         if self.required_scope and self.required_scope not in str(info.get("scope", "")).split():
-            h.send_json(403, {"error": "insufficient_scope", "scope": self.required_scope},
-                        {"WWW-Authenticate": f'Bearer realm="api", error="insufficient_scope", '
-                                             f'scope="{self.required_scope}"'})
+            h.send_json(
+                403,
+                {"error": "insufficient_scope", "scope": self.required_scope},
+                {"WWW-Authenticate": f'Bearer realm="api", error="insufficient_scope", scope="{self.required_scope}"'},
+            )
             return
         with self._counts:
             self.ok_count += 1

@@ -93,8 +93,11 @@ class Seed001Server(StandInServer):
     # ---- HTTP
     @staticmethod
     def _error(h: Handler, status: int, error: str, description: str, headers: dict[str, str] | None = None) -> None:
-        h.send_json(status, {"statusCode": status, "error": error, "error_description": description,
-                             "message": description}, headers)
+        h.send_json(
+            status,
+            {"statusCode": status, "error": error, "error_description": description, "message": description},
+            headers,
+        )
 
     def handle(self, h: Handler, req: RecordedRequest) -> None:
         route = (req.method, req.path)
@@ -108,11 +111,23 @@ class Seed001Server(StandInServer):
             if tok is None:
                 return
             if tok.kind != "user" or tok.username is None:
-                self._error(h, 403, "insufficient_scope", "a user token is required",
-                            {"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
+                self._error(
+                    h,
+                    403,
+                    "insufficient_scope",
+                    "a user token is required",
+                    {"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+                )
                 return
-            h.send_json(200, {"id": self.oid(tok.username), "username": tok.username, "email": tok.username,
-                              "clientId": tok.client_id})
+            h.send_json(
+                200,
+                {
+                    "id": self.oid(tok.username),
+                    "username": tok.username,
+                    "email": tok.username,
+                    "clientId": tok.client_id,
+                },
+            )
         else:
             self._error(h, 404, "not_found", f"Cannot {req.method} {req.path}")
 
@@ -120,10 +135,18 @@ class Seed001Server(StandInServer):
         token = req.bearer()
         tok = self.tokens.get(token or "")
         if tok is None or tok.type != "accessToken" or tok.exp <= self.now():
-            www = 'Bearer' if token is None else 'Bearer error="invalid_token"'
-            self._error(h, 401, "unauthorized", "missing token" if token is None
-                        else "token expired" if tok is not None and tok.type == "accessToken" else "invalid token",
-                        {"WWW-Authenticate": www})
+            www = "Bearer" if token is None else 'Bearer error="invalid_token"'
+            self._error(
+                h,
+                401,
+                "unauthorized",
+                "missing token"
+                if token is None
+                else "token expired"
+                if tok is not None and tok.type == "accessToken"
+                else "invalid token",
+                {"WWW-Authenticate": www},
+            )
             return None
         return tok
 
@@ -131,10 +154,19 @@ class Seed001Server(StandInServer):
         iat = int(self.now())
         sub = self.oid(username) if username else self.oid(client_id)
         out: dict[str, str] = {"token_type": "Bearer"}
-        for typ, ttl, key in (("accessToken", self.access_ttl, "access_token"),
-                              ("refreshToken", self.refresh_ttl, "refresh_token")):
-            claims = {"sub": sub, "aud": "user" if kind == "client" else "client", "type": typ,
-                      "cId": self.oid(client_id), "jti": secrets.token_urlsafe(12), "iat": iat, "exp": iat + ttl}
+        for typ, ttl, key in (
+            ("accessToken", self.access_ttl, "access_token"),
+            ("refreshToken", self.refresh_ttl, "refresh_token"),
+        ):
+            claims = {
+                "sub": sub,
+                "aud": "user" if kind == "client" else "client",
+                "type": typ,
+                "cId": self.oid(client_id),
+                "jti": secrets.token_urlsafe(12),
+                "iat": iat,
+                "exp": iat + ttl,
+            }
             token = jwt_hs256(claims, self.key)
             self.tokens[token] = Seed001Token(token, kind, typ, client_id, username, iat + ttl)
             out[key] = token
@@ -162,11 +194,20 @@ class Seed001Server(StandInServer):
                 h.send_json(200, self._issue("client", cid, None))
             elif grant == "password":
                 bearer = self.tokens.get(req.bearer() or "")
-                if bearer is None or bearer.kind != "client" or bearer.type != "accessToken" \
-                        or bearer.exp <= self.now() or bearer.client_id != cid:
-                    self._error(h, 401, "unauthorized",
-                                "a valid client token is required in the Authorization header (Bearer)",
-                                {"WWW-Authenticate": "Bearer"})
+                if (
+                    bearer is None
+                    or bearer.kind != "client"
+                    or bearer.type != "accessToken"
+                    or bearer.exp <= self.now()
+                    or bearer.client_id != cid
+                ):
+                    self._error(
+                        h,
+                        401,
+                        "unauthorized",
+                        "a valid client token is required in the Authorization header (Bearer)",
+                        {"WWW-Authenticate": "Bearer"},
+                    )
                     return
                 username, password = body.get("username"), body.get("password")
                 if not isinstance(username, str) or not isinstance(password, str):
@@ -179,8 +220,13 @@ class Seed001Server(StandInServer):
                 h.send_json(200, self._issue("user", cid, username))
             elif grant == "refresh_token":
                 old = self.tokens.get(str(body.get("refresh_token", "")))
-                if old is None or old.type != "refreshToken" or old.used or old.exp <= self.now() \
-                        or old.client_id != cid:
+                if (
+                    old is None
+                    or old.type != "refreshToken"
+                    or old.used
+                    or old.exp <= self.now()
+                    or old.client_id != cid
+                ):
                     self._error(h, 400, "invalid_grant", "invalid refresh token")
                     return
                 old.used = True

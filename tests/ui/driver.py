@@ -40,8 +40,9 @@ def start(admin_url: str) -> None:
     from nbauth.ui import BrowserPanel, DevicePanel, LoginForm
 
     kinds = (BrowserPanel, DevicePanel, LoginForm)
-    threading.Thread(target=_run, args=(admin_url, _instances, kinds, browse), name="nbauth-test-driver",
-                     daemon=True).start()
+    threading.Thread(
+        target=_run, args=(admin_url, _instances, kinds, browse), name="nbauth-test-driver", daemon=True
+    ).start()
 
 
 def _answer(widget: Any, admin_url: str, kinds: tuple[type, ...], browse: Any) -> bool:
@@ -49,8 +50,9 @@ def _answer(widget: Any, admin_url: str, kinds: tuple[type, ...], browse: Any) -
     if getattr(widget, "state", None) != "waiting":
         return False
     if isinstance(widget, DevicePanel) and widget.user_code:
-        requests.post(f"{admin_url}/device/approve", data={"user_code": widget.user_code, "username": USER[0]},
-                      timeout=10).raise_for_status()
+        requests.post(
+            f"{admin_url}/device/approve", data={"user_code": widget.user_code, "username": USER[0]}, timeout=10
+        ).raise_for_status()
         return True
     if isinstance(widget, LoginForm):
         widget._username.value = USER[0]

@@ -26,14 +26,20 @@ from typing import Any
 import requests
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 
 SETTINGS = {
     "@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                         "checkForUpdates": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/apputils-extension/themes.jupyterlab-settings": {"theme": "JupyterLab Light"},
 }
 
@@ -50,8 +56,14 @@ class JupyterLab:
         self.base = f"http://127.0.0.1:{port}"
 
     @classmethod
-    def start(cls, root: Path, env: dict[str, str], workdir: Path, timeout: float = 90.0,
-              settings_extra: dict[str, Any] | None = None) -> JupyterLab:
+    def start(
+        cls,
+        root: Path,
+        env: dict[str, str],
+        workdir: Path,
+        timeout: float = 90.0,
+        settings_extra: dict[str, Any] | None = None,
+    ) -> JupyterLab:
         settings = workdir / "settings"
         for name, value in {**SETTINGS, **(settings_extra or {})}.items():
             path = settings / name
@@ -60,16 +72,33 @@ class JupyterLab:
         for sub in ("config", "runtime", "workspaces", "ipython"):
             (workdir / sub).mkdir(parents=True, exist_ok=True)
         port, token = free_port(), secrets.token_hex(16)
-        full_env = {**os.environ, **env, "JUPYTER_CONFIG_DIR": str(workdir / "config"),
-                    "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"), "IPYTHONDIR": str(workdir / "ipython"),
-                    "JUPYTER_PLATFORM_DIRS": "1"}
+        full_env = {
+            **os.environ,
+            **env,
+            "JUPYTER_CONFIG_DIR": str(workdir / "config"),
+            "JUPYTER_RUNTIME_DIR": str(workdir / "runtime"),
+            "IPYTHONDIR": str(workdir / "ipython"),
+            "JUPYTER_PLATFORM_DIRS": "1",
+        }
         full_env.pop("NBAUTH_UI", None)
         log = workdir / "jupyterlab.log"
-        cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
-               f"--LabApp.workspaces_dir={workdir / 'workspaces'}", "--LabApp.expose_app_in_browser=True",
-               "--JupyterNotebookApp.expose_app_in_browser=True", "--LabServerApp.open_browser=False"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={workdir / 'workspaces'}",
+            "--LabApp.expose_app_in_browser=True",
+            "--JupyterNotebookApp.expose_app_in_browser=True",
+            "--LabServerApp.open_browser=False",
+        ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
             cmd.append("--allow-root")
         with log.open("wb") as out:
@@ -127,7 +156,8 @@ class JupyterLab:
             """() => { const app = window.jupyterapp; const w = app && app.shell.currentWidget;
                        const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
                        return k && k.status === 'idle' && w.content && w.content.widgets.length > 0; }""",
-            timeout=60_000)
+            timeout=60_000,
+        )
         return page
 
     @staticmethod
@@ -166,7 +196,10 @@ class JupyterLab:
             """([t, dark]) => { if (document.body.dataset.jpThemeName !== t) return false;
                  const c = getComputedStyle(document.querySelector('.jp-Notebook')).backgroundColor.match(/\\d+/g);
                  const light = c && (Number(c[0]) + Number(c[1]) + Number(c[2])) > 384;
-                 return dark ? !light : light; }""", arg=[name, dark], timeout=20_000)
+                 return dark ? !light : light; }""",
+            arg=[name, dark],
+            timeout=20_000,
+        )
         page.wait_for_timeout(300)
 
     @staticmethod

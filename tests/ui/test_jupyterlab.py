@@ -207,8 +207,9 @@ def test_login_form_in_jupyterlab(lab: JupyterLab, context: Any) -> None:
 
     page.locator(".nbauth-status").nth(1).get_by_role("button", name="Log out").click()
     page.get_by_text("Logged out of demo").first.wait_for()
-    page.wait_for_function("() => [...document.querySelectorAll('.nbauth-status')].every("
-                           "e => e.innerText.includes('Logged out'))")  # the other status widget follows
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.nbauth-status')].every(e => e.innerText.includes('Logged out'))"
+    )  # the other status widget follows
     lab.shot(page.locator(".nbauth-status").first, "status-logged-out-lab-light")
 
 
@@ -268,7 +269,8 @@ def test_cancel_in_jupyterlab(lab: JupyterLab, context: Any) -> None:
 
 
 def test_widgets_stay_live_when_the_frontend_sends_comms_to_the_main_shell(
-        idp: Any, browser: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    idp: Any, browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Frontends that do not use kernel subshells for comms (VS Code; JupyterLab with the setting off):
     nbauth routes its widgets' messages to a subshell of its own, so the form still works while the
     cell blocks.
