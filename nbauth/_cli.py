@@ -18,21 +18,25 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._chain import cmd_explain
+from ._cli_hints import (
+    _EPILOG,
+    EXIT_CODES,
+    EXIT_OTHER,
+    _next_step,
+    check_profile_name,
+    did_you_mean,
+    exit_code,
+    no_session,
+)
 from ._cli_hints import HELP as _HELP
-from ._cli_hints import check_profile_name, did_you_mean, no_session
 from ._credentials import delete_keyring_secret, store_keyring_secret
 from ._dpop import check_printable
 from ._entries import load_entries
 from ._errors import (
     AuthError,
     ConfigurationError,
-    InvalidClient,
-    InvalidGrant,
-    LoginCancelled,
     LoginRequired,
-    OAuthError,
     ProviderError,
-    VerificationError,
 )
 from ._lookup import session, sessions
 from ._profiles import (
@@ -53,65 +57,6 @@ from ._terminal import printable
 from ._tokens import TokenState
 
 __all__ = ["EXIT_CODES", "exit_code", "main"]
-
-#: (exit code, error class, meaning) - most specific class first; 0 ok, 1 any other failure.
-EXIT_CODES: tuple[tuple[int, type[BaseException], str], ...] = (
-    (10, LoginCancelled, "the login was cancelled (Ctrl-C, denied)"),
-    (3, LoginRequired, "no usable session: log in first (nbauth login NAME) or provide client credentials"),
-    (4, InvalidGrant, "credentials, code or refresh token rejected (invalid_grant)"),
-    (5, InvalidClient, "client id / secret / client_auth rejected (invalid_client)"),
-    (6, OAuthError, "another OAuth error from the provider (invalid_scope, access_denied, ...)"),
-    (7, ProviderError, "provider unreachable, or its answer was not usable OAuth"),
-    (8, VerificationError, "a security check failed (issuer, state, id_token)"),
-    (9, ConfigurationError, "bad profile, argument or URL"),
-)
-EXIT_USAGE = 2
-EXIT_OTHER = 1
-#: the fix, in shell terms, printed before the reason ({name}: the profile or session of the command line)
-_NEXT_STEP = {
-    LoginCancelled: "Run it again when ready: nbauth login {name}",
-    LoginRequired: "Log in first: nbauth login {name}  (or set NBAUTH_CLIENT_ID and NBAUTH_CLIENT_SECRET)",
-    InvalidGrant: "Check the username and password, or log in again: nbauth login {name} --force",
-    InvalidClient: "Check client_id, client_secret and client_auth in the profile (nbauth list shows the file), "
-    "NBAUTH_CLIENT_SECRET, or store the secret: nbauth secret {name}",
-    ProviderError: "Check the URL, your network and proxy settings; if the provider is down, try later.",
-    VerificationError: "Check the issuer URL and the system clock; do not turn security checks off.",
-    ConfigurationError: "Fix the profile or the arguments (nbauth list shows the profile file).",
-}
-
-_EPILOG = (
-    "exit codes:\n  0   ok\n  1   any other failure\n  2   usage error (bad command line)\n"
-    + "".join(f"  {code:<3} {cls.__name__}: {what}\n" for code, cls, what in sorted(EXIT_CODES, key=lambda c: c[0]))
-    + """
-environment:
-  NBAUTH_CONFIG         profile file (default: profiles.toml in the user config dir)
-  NBAUTH_CACHE_DIR      token cache directory; NBAUTH_CACHE=off keeps tokens in memory only
-  NBAUTH_CLIENT_ID      client id for unattended runs (client credentials)
-  NBAUTH_CLIENT_SECRET  its secret (never put it on the command line)
-  NBAUTH_PROFILE        the profile used when no NAME is given
-"""
-)
-
-
-def exit_code(exc: BaseException) -> int:
-    """The process exit code for an exception (see ``nbauth --help``)."""
-    if isinstance(exc, KeyboardInterrupt):
-        return 10
-    for code, cls, _ in EXIT_CODES:
-        if isinstance(exc, cls):
-            return code
-    return EXIT_OTHER
-
-
-def _next_step(exc: AuthError, name: str | None = None) -> str | None:
-    """What to do next, unless the message already says it."""
-    text = str(exc)
-    if "nbauth " in text or "NBAUTH_CLIENT" in text or "; use " in text:
-        return None
-    for cls, step in _NEXT_STEP.items():
-        if isinstance(exc, cls):
-            return step.format(name=name or "NAME")
-    return None
 
 
 def _say(message: str) -> None:

@@ -34,7 +34,7 @@ def exchange_session(
     """A Session for a downstream API from ``parent``'s token (RFC 8693 §2.1), renewed from the parent."""
     if audience is None and resource is None:
         raise ConfigurationError(
-            "exchange() needs audience= (the downstream API's name at the IdP) or resource= (its URI, RFC 8707)"
+            "exchange() needs audience= (the downstream API's name at the IdP) or resource= (its URI)"
         )
     provider = parent.provider
     scope_list = list(scope.split() if isinstance(scope, str) else scope) if scope is not None else None

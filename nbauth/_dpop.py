@@ -175,7 +175,7 @@ class DPoPKey:
     def __reduce__(self) -> Any:
         raise TypeError(
             "a DPoP key is never pickled: a DPoP-bound token cannot be used by a process that "
-            "cannot sign proofs with the key (RFC 9449)"
+            "cannot sign proofs with the key"
         )
 
 
@@ -257,7 +257,7 @@ def check_printable(token: Any, name: str) -> None:
     """ConfigurationError for a DPoP-bound token: without a proof from this kernel's key it is refused (§7.1)."""
     if token.token_type == "DPoP":
         raise ConfigurationError(
-            f"{name}: the token is DPoP-bound (RFC 9449): every request needs a proof signed with the key in "
+            f"{name}: the token is DPoP-bound: every request needs a proof signed with the key in "
             "nbauth's cache, so curl or another tool would be refused. Use the session from Python "
             "(nbauth.session(...).get(url)), or log in without dpop for a Bearer token."
         )

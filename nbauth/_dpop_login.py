@@ -27,11 +27,11 @@ JWT_HINT = {
     "private_key_jwt": (
         "The server refused the client assertion: check that private_key is the private half of "
         "a key registered for this client (its JWKS / jwks_uri at the provider), that its alg "
-        "is allowed, and that this machine's clock is right (RFC 7523 §3)."
+        "is allowed, and that this machine's clock is right."
     ),
     "client_secret_jwt": (
         "The server refused the client assertion: check client_id and client_secret, and that "
-        "the client is registered for client_secret_jwt (RFC 7523 §3)."
+        "the client is registered for client_secret_jwt."
     ),
 }
 
@@ -65,8 +65,8 @@ def fetch_with_dpop(
     if token.token_type == "DPoP":
         if key is None:
             raise ProviderError(
-                f"{reply.where} issued a DPoP-bound token to a request without a DPoP proof "
-                "(RFC 9449 §5): the token is unusable; tell the provider's admin",
+                f"{reply.where} issued a DPoP-bound token to a request without a DPoP proof"
+                ": the token is unusable; tell the provider's admin",
                 url=reply.url,
                 status=reply.status,
             )

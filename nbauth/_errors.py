@@ -216,23 +216,20 @@ class SlowDown(OAuthError):
 class InvalidTarget(OAuthError):
     code = "invalid_target"
     hint = (
-        "The server will not issue a token for that resource / audience (RFC 8707 §2, RFC 8693 §2.2.2): check "
+        "The server will not issue a token for that resource / audience: check "
         "the name, and that this client may ask for it."
     )
 
 
 class InvalidDPoPProof(OAuthError):
     code = "invalid_dpop_proof"
-    hint = (
-        "The server refused the DPoP proof (RFC 9449 §5): check the clocks, or log in again with a new "
-        "key (force=True)."
-    )
+    hint = "The server refused the DPoP proof: check the clocks, or log in again with a new key (force=True)."
 
 
 class UseDPoPNonce(OAuthError):
     code = "use_dpop_nonce"
     hint = (
-        "The server kept asking for a new DPoP nonce and never accepted one (RFC 9449 §8); nbauth stopped "
+        "The server kept asking for a new DPoP nonce and never accepted one; nbauth stopped "
         "after a few tries. Its nonces do not validate: tell the provider's admin, or try again later."
     )
 

@@ -13,9 +13,9 @@ import warnings
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _clock
+from . import _clock, _endpoints
 from ._client_auth import apply_client_auth
-from ._errors import ConfigurationError, InvalidClient, OAuthError, ProviderError, VerificationError, error_from_code
+from ._errors import ConfigurationError, InvalidClient, ProviderError, VerificationError, error_from_code
 from ._fixes import Outgoing
 from ._grants import ClientCredentials, RefreshToken, TokenRequest
 from ._jwt import verify_id_token
@@ -296,146 +296,17 @@ class Exchange(ProviderSettings):
                 continue  # unknown kid: the provider may have rotated keys; refetch once
         raise VerificationError("no key in the provider's JWKS matches the id_token (kid/alg)")
 
-    # ---- device flow driver for the HTTP steps (RFC 8628)
+    # ---- the other endpoints (nbauth._endpoints): device grant, revocation, UserInfo
     def device_flow(
-        self,
-        scope: str | Sequence[str] | None = None,
+        self, scope: str | Sequence[str] | None = None
     ) -> Generator[_device.DevicePrompt | _device.Wait, None, Token]:
-        """Run the device grant's HTTP steps; yields only the prompt and the waits to the caller."""
-        if not self.device_authorization_url:
-            raise ConfigurationError(
-                f"{self.name}: no device_authorization_url; pass it to the provider or use discovery"
-            )
-        if self.client_auth != "none" and not (self._client_secret or self._private_key):
-            raise ConfigurationError(
-                f"{self.name}: client_auth={self.client_auth!r} needs the client's secret: pass "
-                "client_secret=..., or client_auth='none' for a public client"
-            )
-        from . import _device  # the device grant's protocol is loaded when first used
+        """Run the device grant's HTTP steps (RFC 8628 §3.1-3.4); yields the prompt and the waits."""
+        return _endpoints.device_flow(self, scope)
 
-        flow = _device.device_flow(
-            client_id=self.client_id,
-            scope=scope if scope is not None else self.scope,
-            scope_separator=self.scope_separator,
-            monotonic=_clock.monotonic,
-        )
-        dpop_key = self._new_dpop_key()  # issue 14: every poll carries a proof with one key (RFC 9449 §5)
-        reply: Any = None
-        last: tuple[HttpReply, TokenRequest] | None = None
-        try:
-            while True:
-                step = flow.send(reply)
-                reply = None
-                if isinstance(step, _device.DeviceStart):
-                    reply = self._device_start(step)
-                elif isinstance(step, _device.DevicePoll):
-                    reply, http = self._device_poll(step, dpop_key)
-                    last = (http, step.request) if http is not None else last
-                else:
-                    yield step
-        except StopIteration as done:
-            if last is None:  # pragma: no cover - the generator only returns after a poll
-                raise ProviderError("the device flow ended without a token") from None
-            token = self.token_from_body(done.value, last[1], last[0])
-            return token.replace(dpop_key=dpop_key) if token.token_type == "DPoP" else token
-
-    def _device_start(self, step: _device.DeviceStart) -> _device.Reply:
-        from . import _device
-
-        url = self.device_authorization_url or ""
-        headers = {"Accept": "application/json"}
-        body = dict(step.params)
-        apply_client_auth(
-            self.client_auth,
-            headers,
-            body,
-            self.client_id,
-            self._client_secret,
-            audience=self.token_url,
-            key=self._private_key,
-        )
-        try:
-            reply = self.transport.request("POST", url, data=body, headers=headers)
-            answer = reply.json()
-            for fix in self.fixes:
-                if fix.device_body is not None and isinstance(answer, dict):
-                    answer = fix.device_body(answer)
-            return _device.Reply(reply.status, answer)
-        except ProviderError as exc:
-            return _device.Reply(0, None, exc)
-
-    def _new_dpop_key(self) -> DPoPKey | None:
-        if not self.dpop:
-            return None
-        from ._dpop import DPoPKey
-
-        return DPoPKey.generate()
-
-    def _device_poll(
-        self,
-        step: _device.DevicePoll,
-        dpop_key: DPoPKey | None = None,
-    ) -> tuple[_device.Reply, HttpReply | None]:
-        from . import _device
-
-        try:
-            reply = self.send_token_request(step.request, dpop_key=dpop_key)
-        except ProviderError as exc:
-            return _device.Reply(0, None, exc), None
-        try:
-            return _device.Reply(reply.status, reply.json()), reply
-        except ProviderError as exc:
-            return _device.Reply(reply.status, None, exc), reply
-
-    # ---- revocation (RFC 7009) and userinfo (OIDC Core §5.3)
     def revoke(self, token: Token, *, client_id: str | None = None, client_secret: str | None = None) -> dict[str, str]:
-        """Revoke the refresh token (which ends the grant, RFC 7009 §2.1) then the access token.
-
-        The client that got the token must revoke it (§2.1): pass ``client_id``/``client_secret``
-        when a grant brought its own client. Returns what could not be revoked and why, by token
-        kind: a server may refuse to revoke access tokens (``unsupported_token_type``, §2.2.1),
-        which then simply expire. Other failures raise.
-        """
-        if not self.revocation_url:
-            return {"refresh_token": "no revocation endpoint", "access_token": "no revocation endpoint"}
-        kept: dict[str, str] = {}
-        own = client_id is None or client_id == self.client_id
-        cid, secret = (self.client_id, self._client_secret) if own else (client_id, client_secret)
-        method = "client_secret_basic" if secret and self.client_auth == "none" else self.client_auth
-        for value, hint in ((token.refresh_token, "refresh_token"), (token.access_token, "access_token")):
-            if not value:
-                continue
-            headers = {"Accept": "application/json"}
-            body = {"token": value, "token_type_hint": hint}
-            apply_client_auth(method, headers, body, cid, secret, audience=self.token_url, key=self._private_key)
-            reply = self.transport.request("POST", self.revocation_url, data=body, headers=headers)
-            if reply.status >= 400:
-                try:
-                    self.check_reply(reply, TokenRequest(body, secrets=(value,)))  # raises the typed error
-                except OAuthError as exc:
-                    if exc.error != "unsupported_token_type":
-                        raise
-                    kept[hint] = "the provider does not revoke this kind of token; it expires by itself"
-        return kept
+        """Revoke the refresh then the access token (RFC 7009 §2.1); what could not be revoked, and why."""
+        return _endpoints.revoke(self, token, client_id=client_id, client_secret=client_secret)
 
     def userinfo(self, token: Token) -> dict[str, Any]:
         """The UserInfo claims for a token; ``sub`` must match the id_token's (OIDC Core §5.3.2)."""
-        if not self.userinfo_url:
-            raise ConfigurationError(f"{self.name}: no userinfo_url")
-        from ._dpop import api_headers
-
-        reply = self.transport.request(
-            "GET",
-            self.userinfo_url,
-            headers={"Accept": "application/json", **api_headers(token, "GET", self.userinfo_url)},
-        )
-        body = reply.json()
-        if reply.status != 200 or not isinstance(body, dict):
-            raise ProviderError(f"{reply.where} answered HTTP {reply.status}", url=reply.url, status=reply.status)
-        sub = token.claims.get("sub")
-        if sub is not None and body.get("sub") != sub:
-            raise VerificationError(
-                "the UserInfo answer is about another user than the id_token (sub differs); "
-                "do not trust this provider until its admin fixes it"
-            )
-        return body
+        return _endpoints.userinfo(self, token)

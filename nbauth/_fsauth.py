@@ -74,7 +74,7 @@ class BearerMiddleware:
         token = session.token
         if token is not None and token.sender_constrained:
             raise ConfigurationError(
-                f"the session {session.name!r} holds a DPoP-bound token (RFC 9449): only nbauth's own requests can "
+                f"the session {session.name!r} holds a DPoP-bound token: only nbauth's own requests can "
                 "sign its proofs, so fsspec, pandas and DuckDB cannot use it. Log in without dpop=True for data "
                 "reads, or read through session.get(...)"
             )

@@ -21,6 +21,7 @@ public configuration; the unpickling process supplies the secret).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import sys
@@ -197,3 +198,16 @@ def shared_with(key: CacheKey) -> list[str]:
     """The clusters this kernel shares the session with (``nbauth.sessions()``'s "shared" column)."""
     with _shared_lock:
         return sorted(_shared.get(key, {}).values())
+
+
+def fingerprint(access_token: str | None) -> str | None:
+    """A short one-way fingerprint: what a renewal request says about the token it used."""
+    return hashlib.sha256(access_token.encode()).hexdigest()[:16] if access_token else None
+
+
+def _metadata_key(channel: str) -> list[str]:
+    return ["nbauth", channel]
+
+
+def _topic(channel: str) -> str:
+    return f"nbauth-renew/{channel}"

@@ -38,7 +38,7 @@ def federated_link(env: Mapping[str, str]) -> tuple[bool, str]:
         return False, "NBAUTH_FEDERATED_TOKEN_FILE is not set"
     if not Path(path).is_file():
         return False, f"NBAUTH_FEDERATED_TOKEN_FILE names {path[:200]!r}, which is not a file"
-    return True, f"the token in {path[:200]} is exchanged for an access token (RFC 8693)"
+    return True, f"the token in {path[:200]} is exchanged for an access token"
 
 
 def chain_links(provider: Provider) -> Any:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ from ._credentials import keyring_username
 from ._errors import ConfigurationError, LoginRequired
 from ._perms import refuse_unsafe_config
 from ._presets import Fusio, IdentityServer, Keycloak, SimpleIdServer
+from ._profile_schema import _PROVIDER_KEYS, FLOWS, PRESETS, _check, _toml_load
 from ._providers import Provider
 from ._session import Session
-from ._settings import ENDPOINTS
 
 __all__ = [
     "FLOWS",
@@ -51,38 +50,6 @@ __all__ = [
     "run_flow",
 ]
 
-FLOWS = ("device", "password", "browser", "client_credentials")
-#: preset -> (required location keys, optional location keys)
-PRESETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "keycloak": (("server_url", "realm"), ()),
-    "identityserver": (("base_url",), ()),
-    "simpleidserver": (("base_url",), ("realm",)),
-    "fusio": (("base_url",), ()),
-    "discover": (("issuer",), ()),
-    "oauth2": (("token_url",), ("issuer",)),
-}
-_LOCATION_KEYS = ("server_url", "base_url", "realm", "issuer")
-#: profile keys handed to the Provider as they are
-_PROVIDER_KEYS = frozenset(
-    {
-        *ENDPOINTS,
-        "client_auth",
-        "request_format",
-        "scope_separator",
-        "client_token_for_user_grants",
-        "verify",
-        "timeout",
-        "refresh_leeway",
-        "proxies",
-        "private_key",
-        "dpop",
-        "resource",
-    }
-)  # the last three: issue 14
-_KEYS = frozenset(
-    {*_PROVIDER_KEYS, *_LOCATION_KEYS, "preset", "client_id", "client_secret", "flow", "username", "scope"}
-)
-
 
 def config_path() -> Path:
     """The profile file: ``NBAUTH_CONFIG`` (a file, or a directory holding ``profiles.toml``),
@@ -95,15 +62,6 @@ def config_path() -> Path:
     import platformdirs  # lazy: only when profiles are used
 
     return Path(platformdirs.user_config_dir("nbauth", appauthor=False)) / "profiles.toml"
-
-
-def _toml_load(data: bytes) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-    loaded: dict[str, Any] = tomllib.loads(data.decode("utf-8"))
-    return loaded
 
 
 def _private(mode: int) -> bool:
@@ -221,52 +179,6 @@ class Profile:
             return Provider.discover(s["issuer"], **kwargs)
         kwargs.pop("token_url", None)
         return Provider(s["token_url"], issuer=s.get("issuer"), **kwargs)
-
-
-def _check(name: str, raw: Any, where: str) -> dict[str, Any]:
-    """Validate one profile table; every problem names the key and the file."""
-    if not isinstance(raw, dict):
-        raise ConfigurationError(f"{where}: {name!r} must be a table ([{name}]), not a plain value")
-    for key, value in raw.items():
-        if key not in _KEYS:
-            import difflib
-
-            close = difflib.get_close_matches(key, sorted(_KEYS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigurationError(
-                f"profile {name!r} in {where}: unknown key {key!r}{hint}; known keys: {', '.join(sorted(_KEYS))}"
-            )
-        ok = {
-            "scope": isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)),
-            "client_token_for_user_grants": isinstance(value, bool),
-            "dpop": isinstance(value, bool),
-            "resource": isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)),
-            "verify": isinstance(value, (bool, str)),
-            "timeout": isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
-            "refresh_leeway": isinstance(value, (int, float)) and not isinstance(value, bool),
-            "proxies": isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
-        }.get(key, isinstance(value, str))
-        if not ok:
-            raise ConfigurationError(f"profile {name!r} in {where}: {key} has the wrong type ({value!r:.40})")
-    preset = raw.get("preset") or ("oauth2" if "token_url" in raw else "discover")
-    if preset not in PRESETS:
-        raise ConfigurationError(f"profile {name!r} in {where}: preset {preset!r} is not one of {', '.join(PRESETS)}")
-    required, optional = PRESETS[preset]
-    for key in required:
-        if not raw.get(key):
-            raise ConfigurationError(
-                f"profile {name!r} in {where}: preset {preset!r} needs {key} "
-                f"(it takes {', '.join((*required, *optional))})"
-            )
-    for key in _LOCATION_KEYS:
-        if key in raw and key not in (*required, *optional):
-            raise ConfigurationError(
-                f"profile {name!r} in {where}: preset {preset!r} takes {', '.join((*required, *optional))}, not {key}"
-            )
-    flow = raw.get("flow")
-    if flow is not None and flow not in FLOWS:
-        raise ConfigurationError(f"profile {name!r} in {where}: flow {flow!r} is not one of {', '.join(FLOWS)}")
-    return dict(raw)
 
 
 def load_profiles(path: Path | None = None) -> dict[str, Profile]:

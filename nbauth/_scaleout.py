@@ -1,8 +1,7 @@
 """Sessions on dask workers: the owning kernel renews, every worker borrows (design.md "Scale-out").
 
-Imported only by a process that already uses ``distributed`` (never by ``import nbauth``). It
-does not import :mod:`nbauth._session` (which loads it lazily): sessions are passed in; on a
-worker, ``Session._unpickle`` builds the borrowed Session around a :class:`Source` from here.
+Imported only by a process that already uses ``distributed``; it never imports :mod:`nbauth._session`
+(which loads it lazily): on a worker, ``Session._unpickle`` wraps a :class:`Source` from here.
 
 The channel is dask itself, through the scheduler: the kernel opens no port and workers need
 no path to it and no cache. The owner publishes its *access* token (RFC 6750 §2.1 bearer use;
@@ -15,15 +14,13 @@ token) and waits for a newer serial. The owner answers every request through its
 engine (:func:`nbauth._refresh.ensure_token`): a token not due is not renewed (none early) and
 N workers reporting the same rejected token cause one forced renewal.
 
-A worker that sees no heartbeat for ``OWNER_TIMEOUT`` seconds, or an owner that logged out,
-unshared or lost its grant, makes the next request raise :class:`LoginRequired` naming the
-session and its owner; nothing waits longer than ``ANSWER_TIMEOUT``.
+No heartbeat for ``OWNER_TIMEOUT`` s, a logout, unshare or dead grant: the next request raises
+:class:`LoginRequired` naming the session and its owner; nothing waits over ``ANSWER_TIMEOUT``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import queue
 import threading
@@ -37,7 +34,16 @@ from distributed.utils import sync
 from . import _clock, _errors
 from ._entries import CacheKey
 from ._errors import AuthError, ConfigurationError, LoginRequired, ProviderError
-from ._handle import SessionHandle, handle_of, mark_shared, placeholder_holder, unmark_shared
+from ._handle import (
+    SessionHandle,
+    _metadata_key,
+    _topic,
+    fingerprint,
+    handle_of,
+    mark_shared,
+    placeholder_holder,
+    unmark_shared,
+)
 from ._refresh import ensure_token
 from ._registry import Holder
 from ._tokens import Token, TokenState
@@ -50,19 +56,6 @@ OWNER_TIMEOUT = 10.0  # no heartbeat for this long: the owner is gone
 CHECK_EVERY = 3.0  # a worker holding a fresh token re-reads the owner's state this often
 ANSWER_TIMEOUT = 25.0  # a worker waits at most this long for a renewal (design: LoginRequired within 30 s)
 RESEND_EVERY = 3.0  # a renewal request not answered by then is sent again
-
-
-def fingerprint(access_token: str | None) -> str | None:
-    """A short one-way fingerprint: what a renewal request says about the token it used."""
-    return hashlib.sha256(access_token.encode()).hexdigest()[:16] if access_token else None
-
-
-def _metadata_key(channel: str) -> list[str]:
-    return ["nbauth", channel]
-
-
-def _topic(channel: str) -> str:
-    return f"nbauth-renew/{channel}"
 
 
 def _default_client() -> Any:

@@ -10,13 +10,13 @@ cannot farm tokens). ``Provider(api_origins=[...])`` limits where the Bearer tok
 from __future__ import annotations
 
 import sys
-import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
 from requests_oauthlib import OAuth2Session
 
+from ._bearer import LogoutReport, _check_origin, _invalid_token, _replayable, origin_of
 from ._dpop import api_headers, resource_nonce_challenge
 from ._entries import CacheKey, Entry, read_entry
 from ._errors import AuthError, ConfigurationError, OAuthError, ProviderError
@@ -26,55 +26,9 @@ from ._refresh import ensure_token, save_entry
 from ._registry import Holder, drop_holder, get_holder, put_holder
 from ._store import current_store
 from ._tokens import Token, TokenState, parse_token_response
-from ._transport import loopback_without_proxy, require_secure
+from ._transport import loopback_without_proxy
 
 __all__ = ["LogoutReport", "Session"]
-
-_checked_origins: dict[str, bool] = {}
-
-
-def _invalid_token(response: requests.Response) -> bool:
-    """A 401 whose challenge says the token is bad (RFC 6750 §3.1), or carries no error code."""
-    if response.status_code != 401:
-        return False
-    challenge = response.headers.get("WWW-Authenticate", "")
-    return "error=" not in challenge or "invalid_token" in challenge
-
-
-def _replayable(data: Any, kwargs: Mapping[str, Any]) -> bool:
-    if kwargs.get("files") is not None or kwargs.get("stream"):
-        return False
-    return data is None or isinstance(data, (bytes, str, dict, list, tuple))
-
-
-def origin_of(url: str) -> str:
-    """``scheme://host:port`` of a URL, lower-cased (RFC 6454 §4)."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme.lower()}://{(parts.netloc.rsplit('@', 1)[-1]).lower()}"
-
-
-def _check_origin(url: str, allowed: tuple[str, ...] | None) -> None:
-    origin = origin_of(url)
-    if allowed is not None and origin not in allowed:
-        raise ConfigurationError(
-            f"{origin} is not one of this session's API origins ({', '.join(allowed)}): "
-            "nbauth does not send its token there; add it to api_origins="
-        )
-    if origin not in _checked_origins:
-        require_secure(url, "API URL")
-        if len(_checked_origins) > 256:
-            _checked_origins.clear()
-        _checked_origins[origin] = True
-
-
-class LogoutReport(dict[str, str]):
-    """What :meth:`Session.logout` could not revoke, by token kind (empty: everything was revoked)."""
-
-    def __repr__(self) -> str:
-        if not self:
-            return "<logged out: the tokens were revoked>"
-        kept = "; ".join(f"{kind}: {why}" for kind, why in self.items())
-        return f"<logged out and forgotten; not revoked: {kept}>"
 
 
 class Session(OAuth2Session):  # type: ignore[misc]

@@ -42,8 +42,8 @@ def resource_tuple(resource: str | Sequence[str] | None) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str) or ":" not in item or "#" in item:
             raise ConfigurationError(
-                f"resource={item!r} must be an absolute URI without a fragment "
-                "(RFC 8707 §2), e.g. 'https://api.example.com/' or 'urn:example:api'"
+                f"resource={item!r} must be an absolute URI without a fragment"
+                ", e.g. 'https://api.example.com/' or 'urn:example:api'"
             )
         out.append(item)
     return tuple(dict.fromkeys(out))
@@ -82,7 +82,7 @@ class TokenExchange(Record):
         for name, value in (("subject_token_type", subject_token_type), ("requested_token_type", requested_token_type)):
             if value is not None and value not in TOKEN_TYPES:
                 raise ConfigurationError(
-                    f"{name}={value!r} is not an RFC 8693 §3 token type; use e.g. {ACCESS_TOKEN_TYPE!r}"
+                    f"{name}={value!r} is not a token type of token exchange; use e.g. {ACCESS_TOKEN_TYPE!r}"
                 )
         resource_tuple(resource)  # RFC 8707 §2: absolute URIs, checked here so the error names the argument
         self._set(

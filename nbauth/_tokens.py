@@ -282,8 +282,7 @@ def _normal_token_type(value: str) -> str:
         return "DPoP"
     if value.lower() != "bearer":
         raise ProviderError(
-            f"the token response has token_type {value[:40]!r}; nbauth sends only Bearer (RFC 6750) and DPoP "
-            "(RFC 9449) tokens"
+            f"the token response has token_type {value[:40]!r}; nbauth sends only Bearer and DPoP tokens"
         )
     return "Bearer"
 

@@ -26,8 +26,9 @@ from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
+from ._bearer import _check_origin
 from ._lookup import session as find_session
-from ._session import Session, _check_origin
+from ._session import Session
 from ._tokens import Token, TokenState
 
 __all__ = ["SessionAuth"]

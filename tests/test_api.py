@@ -25,6 +25,7 @@ LAYERS = [
             "_fixes",
             "_settings",
             "_exchange",
+            "_endpoints",
             "_discovery",
             "_client_jwt",
             "_client_jwt_config",
@@ -34,10 +35,36 @@ LAYERS = [
     ("cache", {"_store", "_entries", "_registry", "_credentials", "_cachedir", "_perms"}),
     (
         "session",
-        {"_refresh", "_session", "_fsauth", "fs", "duckdb", "_handle", "_scaleout", "dask", "_exchanged", "_hub"},
+        {
+            "_refresh",
+            "_session",
+            "_bearer",
+            "_fsauth",
+            "fs",
+            "duckdb",
+            "_handle",
+            "_scaleout",
+            "dask",
+            "_exchanged",
+            "_hub",
+        },
     ),
     ("login", {"_reuse", "_drivers", "_login", "_providers", "_presets", "_lookup", "_derived", "_links"}),
-    ("ui", {"ui", "_profiles", "_chain", "_cli", "_cli_hints", "_ipython", "__main__", "httpx_auth", "__init__"}),
+    (
+        "ui",
+        {
+            "ui",
+            "_profiles",
+            "_profile_schema",
+            "_chain",
+            "_cli",
+            "_cli_hints",
+            "_ipython",
+            "__main__",
+            "httpx_auth",
+            "__init__",
+        },
+    ),
 ]
 UI = len(LAYERS) - 1
 
