@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import nbauth
-from nbauth import _profiles
+from nbauth import _profile_schema, _profiles
 from nbauth._cli import EXIT_CODES
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -155,7 +155,7 @@ def test_troubleshooting_covers_every_error_class():
 
 def test_profiles_page_documents_every_key():
     text = (DOCS / "profiles.md").read_text()
-    for key in sorted(_profiles._KEYS):
+    for key in sorted(_profile_schema._KEYS):
         assert f"`{key}`" in text, key
     for preset in _profiles.PRESETS:
         assert f"`{preset}`" in text, preset

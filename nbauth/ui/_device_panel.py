@@ -119,10 +119,10 @@ class DevicePanel(LoginPanel):
             self._steps.value = self._steps_html(prompt)
             if self._qr_wanted:
                 self._qr.value = qr_svg(prompt.verification_uri_complete or prompt.verification_uri)
-            self.prompt = prompt  # published last: whoever sees it sees the whole panel
-            self.state = "waiting"
+            self.prompt = prompt
             self._render_countdown()
             self._dirty = True
+            self.state = "waiting"  # published last: whoever sees it sees the whole panel
             self.started.set()
 
     # ---- rendering
