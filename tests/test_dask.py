@@ -114,8 +114,10 @@ def test_pickles_hold_no_secret(idp, resource_api):
     assert pickle.loads(pickle.dumps(api)).get(resource_api.whoami_url).status_code == 200
 
 
-def test_a_process_pool_restores_from_its_cache(idp, resource_api):
+def test_a_process_pool_restores_from_its_cache(idp_factory, resource_api_for):
     """Same host without dask (spawned processes, like loky): from the cache, with no token request."""
+    idp = idp_factory()  # 300-second tokens: starting the pool must not make the token due
+    resource_api = resource_api_for(idp)
     provider = nbauth.Keycloak(idp.origin, "demo", client_id="public-client", client_auth="none", name="pool")
     api = provider.get_token_by_password("alice", "alice-password", scope="openid")
     before = token_requests(idp)
