@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import os
 import queue
 import statistics
 import subprocess
@@ -247,8 +248,12 @@ IMPORTS = {
 def imports(bench: Bench) -> dict[str, Any]:
     """Import time and RSS after import, each in a fresh interpreter (warm file cache), interleaved."""
     samples: dict[str, list[tuple[float, int, int]]] = {m: [] for m in IMPORTS}
-    for module in IMPORTS:  # warm the file cache and the bytecode
-        subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, check=True)
+    # warm the file cache and write the bytecode (an installed package ships it; PYTHONDONTWRITEBYTECODE,
+    # set on some machines, would otherwise make nbauth compile from source on every run while the peers,
+    # installed by pip, load theirs)
+    warm_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for module in IMPORTS:
+        subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, check=True, env=warm_env)
     for i in range(max(IMPORTS.values())):
         for module, runs in IMPORTS.items():
             if i < runs:

@@ -11,7 +11,8 @@ The public names are listed in ``__all__``; everything in ``nbauth._*`` is priva
 
 from __future__ import annotations
 
-from . import _ipython
+import sys as _sys
+
 from ._chain import Explanation, explain
 from ._entries import CacheKey
 from ._errors import (
@@ -58,8 +59,12 @@ from ._token_exchange import TokenExchange
 from ._tokens import Token, TokenState
 from ._transport import InsecureTLSWarning
 
-_ipython.install()
-del _ipython
+if "IPython" in _sys.modules:  # the traceback handler matters only in a running IPython shell
+    from . import _ipython
+
+    _ipython.install()
+    del _ipython
+del _sys
 
 __version__ = "0.1.0"
 

@@ -84,36 +84,31 @@ def register_client_auth(name: str, method: ClientAuthMethod) -> None:
     CLIENT_AUTH_METHODS[name] = method
 
 
-def _private_key_jwt(
-    headers: dict[str, str],
-    body: dict[str, str],
-    client_id: str | None,
-    secret: str | None,
-    audience: str,
-    key: ClientKey | None,
-) -> None:
-    from ._client_jwt import private_key_jwt  # pyjwt/cryptography load only when a JWT client is used
+def _lazy_assertion(name: str) -> AssertionMethod:
+    """The assertion method ``name`` of :mod:`nbauth._client_jwt`, imported on first use (pyjwt and
+    cryptography load only when a JWT client authenticates).
+    """
 
-    private_key_jwt(headers, body, client_id, secret, audience, key)
+    def sign(
+        headers: dict[str, str],
+        body: dict[str, str],
+        client_id: str | None,
+        secret: str | None,
+        audience: str,
+        key: ClientKey | None,
+    ) -> None:
+        from . import _client_jwt
 
+        method: AssertionMethod = getattr(_client_jwt, name)
+        method(headers, body, client_id, secret, audience, key)
 
-def _client_secret_jwt(
-    headers: dict[str, str],
-    body: dict[str, str],
-    client_id: str | None,
-    secret: str | None,
-    audience: str,
-    key: ClientKey | None,
-) -> None:
-    from ._client_jwt import client_secret_jwt
-
-    client_secret_jwt(headers, body, client_id, secret, audience, key)
+    sign.__name__ = sign.__qualname__ = name
+    return sign
 
 
 #: RFC 7523 §2.2 / OIDC Core §9 assertion methods (see :mod:`nbauth._client_jwt`).
 ASSERTION_METHODS: dict[str, AssertionMethod] = {
-    "private_key_jwt": _private_key_jwt,
-    "client_secret_jwt": _client_secret_jwt,
+    name: _lazy_assertion(name) for name in ("private_key_jwt", "client_secret_jwt")
 }
 
 

@@ -28,11 +28,10 @@ from ._discovery import fetch_metadata
 from ._errors import AuthError, ConfigurationError, LoginCancelled, VerificationError
 from ._exchange import Exchange
 from ._grants import AuthorizationCode, authorization_url, parse_authorization_response, pkce_pair
-from ._loopback import LoopbackListener, PortInUse
 from ._scope import Scope, join_scope, scope_items
 from ._tokens import Token
 
-__all__ = ["LOGIN_KIND", "BrowserAttempt", "LoopbackListener", "PortInUse", "run_device_flow", "wait_sliced"]
+__all__ = ["LOGIN_KIND", "BrowserAttempt", "run_device_flow", "wait_sliced"]
 
 #: The interactive logins and the kind of cache entry each makes.
 LOGIN_KIND = {"device": "device_login", "password": "password", "browser": "browser_login"}
@@ -118,6 +117,8 @@ class BrowserAttempt:
         self.nonce = secrets.token_urlsafe(24) if "openid" in scope_items(self.requested) else None
         self._verifier, challenge = pkce_pair()
         self.redirects: queue.Queue[str] = queue.Queue()
+        from ._loopback import LoopbackListener  # http.server loads only when a browser sign-in starts
+
         self.listener = LoopbackListener(self.state, self.redirects)
         self.redirect_uri = self.listener.start(self.port)
         self.url = authorization_url(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 import types
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ _PACKAGE = str(Path(__file__).resolve().parent) + os.sep
 
 
 def _library_dirs() -> tuple[str, ...]:
+    import sysconfig  # only when a traceback is shown
+
     paths = sysconfig.get_paths()
     dirs = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
     dirs |= {p for p in sys.path if p.rstrip(os.sep).endswith(("site-packages", "dist-packages"))}

@@ -134,7 +134,7 @@ def test_several_session_objects_share_one_refresh(short, resource_api_for):
 
 
 # ---------------------------------------------------------------- processes
-def run_workers(n, name, url, threads, seconds, interval, start_in=1.5):
+def run_workers(n, name, url, threads, seconds, interval, start_in=1.5, must_succeed=True):
     start_at = time.time() + start_in
     procs = [
         subprocess.Popen(
@@ -149,8 +149,9 @@ def run_workers(n, name, url, threads, seconds, interval, start_in=1.5):
     results = []
     for p in procs:
         out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        if must_succeed:
+            assert p.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
     return results
 
 
@@ -177,8 +178,8 @@ def test_processes_without_the_file_lock_refresh_more_than_once(short, resource_
     )
     env_path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env_path}"
-    try:
-        run_workers(6, "demo", api_server.whoami_url, threads=4, seconds=0.0, interval=0.0)
+    try:  # without the lock a late worker may find the grant already dead: that is the failure shown
+        run_workers(6, "demo", api_server.whoami_url, threads=4, seconds=0.0, interval=0.0, must_succeed=False)
     finally:
         os.environ["PYTHONPATH"] = env_path
     ok, rejected = refreshes(short)
