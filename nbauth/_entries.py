@@ -19,24 +19,35 @@ from ._scope import scope_key
 from ._store import Store, _warn, current_store
 from ._tokens import Token
 
-__all__ = ["CacheKey", "Entry", "load_entries", "read_entry"]
+__all__ = ["CacheKey", "Entry", "load_entries", "read_entry", "resource_key"]
 
 
 class CacheKey(Record):
-    """issuer + client + user + scope, normalised (scope order and duplicates do not matter)."""
+    """issuer + client + user + scope (+ the RFC 8707 resources, when a login named some), normalised:
+    scope order and duplicates do not matter. A token for one API's ``resource`` is another key than a
+    token for another API's (RFC 8707 §2: the audience restriction is part of what was granted).
+    """
 
-    __slots__ = ("client_id", "issuer", "scope", "user")
+    __slots__ = ("client_id", "issuer", "resource", "scope", "user")
     issuer: str
     client_id: str
     user: str
     scope: str
+    resource: str
 
-    def __init__(self, issuer: str, client_id: str, user: str, scope: str) -> None:
-        self._set(issuer=issuer, client_id=client_id, user=user, scope=scope)
+    def __init__(self, issuer: str, client_id: str, user: str, scope: str, resource: str = "") -> None:
+        self._set(issuer=issuer, client_id=client_id, user=user, scope=scope, resource=resource)
 
     @classmethod
-    def make(cls, issuer: str, client_id: str | None, user: str | None, scope: tuple[str, ...] | list[str]) -> CacheKey:
-        return cls(issuer.rstrip("/"), client_id or "", user or "", scope_key(tuple(scope)))
+    def make(
+        cls,
+        issuer: str,
+        client_id: str | None,
+        user: str | None,
+        scope: tuple[str, ...] | list[str],
+        resource: tuple[str, ...] = (),
+    ) -> CacheKey:
+        return cls(issuer.rstrip("/"), client_id or "", user or "", scope_key(tuple(scope)), resource_key(resource))
 
     @property
     def short(self) -> str:
@@ -45,8 +56,22 @@ class CacheKey(Record):
 
     @property
     def digest(self) -> str:
-        raw = json.dumps([self.issuer, self.client_id, self.user, self.scope], separators=(",", ":"))
+        parts = [self.issuer, self.client_id, self.user, self.scope]
+        if self.resource:  # keys without resources keep the digest they always had
+            parts.append(self.resource)
+        raw = json.dumps(parts, separators=(",", ":"))
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
+
+    def as_dict(self) -> dict[str, Any]:
+        out = super().as_dict()
+        if not self.resource:
+            del out["resource"]
+        return out
+
+
+def resource_key(resource: tuple[str, ...] | list[str]) -> str:
+    """The resources of a key: sorted, without duplicates, space-separated (URIs hold no spaces)."""
+    return " ".join(sorted(set(resource)))
 
 
 class Entry(Record):
@@ -118,6 +143,8 @@ class Entry(Record):
             isinstance(key.get(f), str) for f in ("issuer", "client_id", "user", "scope")
         ):
             raise ValueError("key")
+        if not isinstance(key.get("resource", ""), str):
+            raise ValueError("key.resource")
         provider, token = data.get("provider"), data.get("token")
         name, login = data.get("name"), data.get("login")
         if not isinstance(provider, dict) or not isinstance(token, dict):
@@ -137,7 +164,7 @@ class Entry(Record):
         if origin is not None and not isinstance(origin, dict):
             raise ValueError("origin")
         return cls(
-            CacheKey(**{f: key[f] for f in ("issuer", "client_id", "user", "scope")}),
+            CacheKey(**{f: key[f] for f in ("issuer", "client_id", "user", "scope")}, resource=key.get("resource", "")),
             name,
             provider,
             Token.from_cache(token),

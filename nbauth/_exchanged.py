@@ -44,7 +44,7 @@ def _parent_holder(holder: Holder) -> Holder:
             f"the session {holder.entry.name!r} was made by token exchange but does not name its "
             "parent session: run session.exchange(...) again"
         )
-    key = CacheKey(**{f: str(raw.get(f, "")) for f in ("issuer", "client_id", "user", "scope")})
+    key = CacheKey(**{f: str(raw.get(f, "")) for f in ("issuer", "client_id", "user", "scope", "resource")})
     parent = get_holder(key)
     if parent is None:
         entry: Entry | None = read_entry(current_store(), key)

@@ -28,7 +28,7 @@ import sys
 import threading
 from typing import Any
 
-from ._entries import CacheKey, Entry
+from ._entries import CacheKey, Entry, resource_key
 from ._errors import LoginRequired
 from ._record import Record
 from ._registry import Holder
@@ -114,7 +114,8 @@ class SessionHandle(Record):
 
     @property
     def key(self) -> CacheKey:
-        return CacheKey(self.issuer, self.client_id, self.user, self.scope)
+        resources = tuple(getattr(self.provider, "resource", ()) or ())  # RFC 8707: part of the key
+        return CacheKey(self.issuer, self.client_id, self.user, self.scope, resource_key(resources))
 
     @property
     def owner(self) -> str:

@@ -77,7 +77,11 @@ def _user_of(token: Token, intent: Intent) -> str:
 def record(provider: Any, intent: Intent, token: Token) -> Session:
     """Step 3: store a fresh login under its key as one cache event and return its Session."""
     key = CacheKey.make(
-        provider.issuer_key, intent.client_id or provider.client_id, _user_of(token, intent), intent.scope
+        provider.issuer_key,
+        intent.client_id or provider.client_id,
+        _user_of(token, intent),
+        intent.scope,
+        getattr(provider, "resource", ()),
     )
     entry = Entry(key, provider.name, provider.config(), token, intent.kind, intent.username or token.user)
     holder = put_holder(Holder(entry, provider, intent.secret, intent.proof))

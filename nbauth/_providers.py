@@ -22,6 +22,7 @@ from ._exchange import Exchange
 from ._grants import AuthorizationCode, ClientCredentials, Custom, Grant, Password
 from ._secret import Secret
 from ._session import Session
+from ._token_exchange import resource_tuple
 from ._transport import require_secure
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def live_provider(issuer_key: str, client_id: str | None, config: Mapping[str, A
     provider = _live.get((issuer_key, client_id or ""))
     if provider is None or not all((config.get(k) or None) == (v or None) for k, v in provider.routes().items()):
         return None
-    return provider
+    return provider.for_resource(config.get("resource") or ())
 
 
 class Provider(Exchange):
@@ -82,6 +83,19 @@ class Provider(Exchange):
             del _live[(provider.issuer_key, provider.client_id or "")]  # only the user's own objects are "live"
         return provider
 
+    def for_resource(self, resource: str | Sequence[str] | None) -> Provider:
+        """The provider asking for the RFC 8707 ``resource`` (§2) instead of its own: the same client,
+        secret and endpoints; a session made through it keeps the resource for its refreshes (§2.2).
+        ``None`` (or the provider's own resources) gives the provider itself.
+        """
+        wanted = resource_tuple(resource) if resource is not None else self.resource
+        if wanted == self.resource:
+            return self
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)  # never registered as live: the user's object stays the one
+        clone.resource = wanted
+        return clone
+
     @classmethod
     def discover(cls, issuer: str, **kwargs: Any) -> Provider:
         """A provider from OpenID discovery (RFC 8414 fallback); explicit endpoints win."""
@@ -112,11 +126,20 @@ class Provider(Exchange):
         return _login.grant_login(self, request, force=force)
 
     def get_token_by_password(
-        self, username: str, password: str, scope: str | Sequence[str] | None = None, *, force: bool = False
+        self,
+        username: str,
+        password: str,
+        scope: str | Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        resource: str | Sequence[str] | None = None,
     ) -> Session:
-        """Resource owner password grant (RFC 6749 §4.3); the password is never stored."""
+        """Resource owner password grant (RFC 6749 §4.3); the password is never stored.
+        ``resource=`` asks for a token for that API (RFC 8707 §2), here and on every refresh.
+        """
         password = Secret(password)  # from here on, no frame shows it
-        return self.get_token(Password(username, password, scope if scope is not None else self.scope), force=force)
+        grant = Password(username, password, scope if scope is not None else self.scope)
+        return self.for_resource(resource).get_token(grant, force=force)
 
     def get_token_by_client_credentials(
         self,
@@ -125,11 +148,14 @@ class Provider(Exchange):
         scope: str | Sequence[str] | None = None,
         *,
         force: bool = False,
+        resource: str | Sequence[str] | None = None,
     ) -> Session:
-        """Client credentials grant (RFC 6749 §4.4), with this provider's client unless given."""
+        """Client credentials grant (RFC 6749 §4.4), with this provider's client unless given;
+        ``resource=`` as for :meth:`get_token_by_password` (RFC 8707 §2).
+        """
         client_secret = Secret(client_secret) if client_secret else None
         grant = ClientCredentials(client_id, client_secret, scope if scope is not None else self.scope)
-        return self.get_token(grant, force=force)
+        return self.for_resource(resource).get_token(grant, force=force)
 
     def get_token_by_authorization_code(
         self, code: str, redirect_uri: str | None = None, code_verifier: str | None = None
@@ -138,22 +164,41 @@ class Provider(Exchange):
         code = Secret(code)
         return self.get_token(AuthorizationCode(code, redirect_uri, code_verifier), force=True)
 
-    def device_login(self, scope: str | Sequence[str] | None = None, *, force: bool = False, **options: Any) -> Session:
-        """Device authorization grant (RFC 8628): shows the code, blocks until approved."""
+    def device_login(
+        self,
+        scope: str | Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        resource: str | Sequence[str] | None = None,
+        **options: Any,
+    ) -> Session:
+        """Device authorization grant (RFC 8628): shows the code, blocks until approved (``resource=``: RFC 8707)."""
         __tracebackhide__ = True  # IPython: a denied or cancelled login shows the user's cell, not ours
-        return _login.interactive("device", self, scope, force=force, options=options)
+        return _login.interactive("device", self.for_resource(resource), scope, force=force, options=options)
 
-    def login_form(self, scope: str | Sequence[str] | None = None, *, force: bool = False, **options: Any) -> Session:
+    def login_form(
+        self,
+        scope: str | Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        resource: str | Sequence[str] | None = None,
+        **options: Any,
+    ) -> Session:
         """Username / password form (a widget in a notebook, getpass elsewhere)."""
         __tracebackhide__ = True
-        return _login.interactive("password", self, scope, force=force, options=options)
+        return _login.interactive("password", self.for_resource(resource), scope, force=force, options=options)
 
     def browser_login(
-        self, scope: str | Sequence[str] | None = None, *, force: bool = False, **options: Any
+        self,
+        scope: str | Sequence[str] | None = None,
+        *,
+        force: bool = False,
+        resource: str | Sequence[str] | None = None,
+        **options: Any,
     ) -> Session:
         """Authorization code + PKCE in the browser with a loopback redirect (RFC 8252)."""
         __tracebackhide__ = True
-        return _login.interactive("browser", self, scope, force=force, options=options)
+        return _login.interactive("browser", self.for_resource(resource), scope, force=force, options=options)
 
 
 def _unpickle_provider(config: Mapping[str, Any]) -> Provider:

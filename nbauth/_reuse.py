@@ -5,6 +5,7 @@ An entry is reused only when all of these hold:
 - the same issuer *and* the same secret-receiving endpoints (token, device, revocation,
   introspection, password-login URLs): a changed ``token_url`` never gets a user's refresh
   token or a keyring secret;
+- the same RFC 8707 resources, and a DPoP-bound token when the provider asks for DPoP;
 - the same client, and the same family of login: a client-credentials call never gets a
   user's session, and a user login never gets a service token;
 - the same user, when the call names one;
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._entries import Entry, load_entries
+from ._entries import Entry, load_entries, resource_key
 from ._record import Record
 from ._registry import Holder, holders, put_holder
 from ._scope import scope_key
@@ -94,8 +95,11 @@ def alive(entry: Entry, holder: Holder | None, provider: Any) -> bool:
 
 def _matches(entry: Entry, provider: Any, intent: Intent, client_id: str) -> bool:
     key = entry.key
-    if (key.issuer, key.client_id, key.scope) != (provider.issuer_key, client_id, scope_key(intent.scope)):
-        return False
+    wanted = (provider.issuer_key, client_id, scope_key(intent.scope), resource_key(provider.resource))
+    if (key.issuer, key.client_id, key.scope, key.resource) != wanted:
+        return False  # another API's token (RFC 8707 §2) is no answer either
+    if provider.dpop and not entry.token.sender_constrained:
+        return False  # dpop=True asks for a sender-constrained token (RFC 9449 §5): a Bearer one is no answer
     if _family(entry.login) != intent.family or not same_routes(entry, provider):
         return False
     return intent.username is None or intent.username in (entry.username, entry.token.user)

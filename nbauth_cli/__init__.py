@@ -90,6 +90,8 @@ def _read(path: str, digest: str) -> dict[str, Any]:
         raise _Doubt("fields")
     key = data["key"]
     parts = [key["issuer"], key["client_id"], key["user"], key["scope"]]
+    if key.get("resource"):  # RFC 8707 resources are part of the key when a login named some
+        parts.append(key["resource"])
     if not all(isinstance(p, str) for p in parts):
         raise _Doubt("key")
     raw_key = json.dumps(parts, separators=(",", ":"))

@@ -122,3 +122,20 @@ def test_two_candidates_go_to_the_full_path(idp, nbauth_env):
     assert out.returncode == 0, out.stderr
     assert len(list(nbauth_env.cache_dir.glob("*.json"))) == 2
     assert probe("token", "pw")["token"] is None  # which one is the full path's call
+
+
+def test_a_session_for_a_resource_is_read_by_the_fast_path(idp, nbauth_env):
+    """A login that named an RFC 8707 resource has it in its key (and digest): the fast path checks both."""
+    text = (
+        f'[api]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\nclient_id = "public-client"\n'
+        'client_auth = "none"\nscope = "openid api:read"\nflow = "password"\nresource = "urn:demo:api"\n'
+    )
+    nbauth_env.config_path.write_text(text)
+    os.chmod(nbauth_env.config_path, 0o600)
+    out = cli("login", "api", "--password-stdin", "--username", "alice", input="alice-password\n")
+    assert out.returncode == 0, out.stderr
+    (entry,) = [json.loads(p.read_text()) for p in nbauth_env.cache_dir.rglob("*.json")]
+    assert entry["key"]["resource"] == "urn:demo:api"
+    full = cli("token", "api")
+    assert full.returncode == 0, full.stderr
+    assert probe("token", "api")["token"] == full.stdout.strip()

@@ -99,3 +99,36 @@ def test_resource_on_the_provider_is_sent_on_login_and_on_refresh_after_a_restar
 def test_resource_must_be_an_absolute_uri():
     with pytest.raises(nbauth.ConfigurationError, match="absolute URI"):
         nbauth.Provider("https://idp.example/token", resource="api")
+
+
+def test_resource_per_login_is_its_own_session_and_is_kept_for_refreshes(idp):
+    """RFC 8707 §2: a token for one API is no answer to a login for another; each keeps its resource."""
+    p = nbauth.Keycloak(idp.origin, "demo", client_id="public-client", client_auth="none")
+    api = p.get_token_by_password("alice", "alice-password", scope="openid api:read", resource="urn:demo:api")
+    down = p.get_token_by_password("alice", "alice-password", scope="openid api:read", resource="urn:demo:downstream")
+    assert _claims(api.token)["aud"] == "urn:demo:api" and _claims(down.token)["aud"] == "urn:demo:downstream"
+    assert api.key != down.key and api.key.resource == "urn:demo:api"
+    assert p.resource == () and down.provider.resource == ("urn:demo:downstream",)  # the user's object unchanged
+    assert idp.stats().get("token:password:200") == 2
+    again = p.get_token_by_password("alice", "alice-password", scope="openid api:read", resource="urn:demo:api")
+    assert again.key == api.key and idp.stats().get("token:password:200") == 2  # reused
+    assert _claims(down.refresh())["aud"] == "urn:demo:downstream"  # the refresh asks for it again (§2.2)
+    del p, api, down, again
+    _registry.clear_registry()  # a new kernel: two sessions named demo, one per API
+    with pytest.raises(nbauth.ConfigurationError, match="2 sessions are named 'demo'"):
+        nbauth.session("demo")
+    rows = {r["id"] for r in nbauth.sessions()}
+    restored = [nbauth.session(i) for i in sorted(rows)]
+    assert sorted(_claims(s.refresh())["aud"] for s in restored) == ["urn:demo:api", "urn:demo:downstream"]
+
+
+def test_a_dpop_provider_is_not_answered_with_a_bearer_session(idp):
+    """dpop=True asks for a sender-constrained token (RFC 9449 §5): a cached Bearer one does not do."""
+    bearer = nbauth.Keycloak(idp.origin, "demo", client_id="public-client", client_auth="none")
+    first = bearer.get_token_by_password("alice", "alice-password", scope="openid")
+    assert first.token.token_type == "Bearer"
+    dpop = nbauth.Keycloak(idp.origin, "demo", client_id="public-client", client_auth="none", dpop=True)
+    bound = dpop.get_token_by_password("alice", "alice-password", scope="openid")
+    assert bound.token.token_type == "DPoP" and idp.stats().get("token:password:200") == 2
+    # the other way round a DPoP-bound session is a fine answer (it is what the server gave)
+    assert bearer.get_token_by_password("alice", "alice-password", scope="openid").token.token_type == "DPoP"
