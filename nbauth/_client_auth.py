@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError
 from ._secret import Secret
@@ -89,18 +89,11 @@ def _lazy_assertion(name: str) -> AssertionMethod:
     cryptography load only when a JWT client authenticates).
     """
 
-    def sign(
-        headers: dict[str, str],
-        body: dict[str, str],
-        client_id: str | None,
-        secret: str | None,
-        audience: str,
-        key: ClientKey | None,
-    ) -> None:
+    def sign(*args: Any) -> None:  # the AssertionMethod arguments, passed on as they come
         from . import _client_jwt
 
         method: AssertionMethod = getattr(_client_jwt, name)
-        method(headers, body, client_id, secret, audience, key)
+        method(*args)
 
     sign.__name__ = sign.__qualname__ = name
     return sign

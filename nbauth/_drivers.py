@@ -116,6 +116,8 @@ class BrowserAttempt:
         self.state = secrets.token_urlsafe(24)
         self.nonce = secrets.token_urlsafe(24) if "openid" in scope_items(self.requested) else None
         self._verifier, challenge = pkce_pair()
+        if provider.resource and not (extra and "resource" in extra):  # RFC 8707 §2.1: named in the request
+            self.extra = {**(extra or {}), "resource": provider.resource[0]}
         self.redirects: queue.Queue[str] = queue.Queue()
         from ._loopback import LoopbackListener  # http.server loads only when a browser sign-in starts
 

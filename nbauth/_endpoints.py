@@ -75,6 +75,8 @@ def _device_start(exchange: Exchange, step: _device.DeviceStart) -> _device.Repl
     url = exchange.device_authorization_url or ""
     headers = {"Accept": "application/json"}
     body = dict(step.params)
+    if exchange.resource:  # RFC 8707 §2.1: the resource is named where the grant starts, as in §2.2 later
+        body["resource"] = exchange.resource[0]
     apply_client_auth(
         exchange.client_auth,
         headers,

@@ -157,6 +157,9 @@ def interactive(kind: str, provider: Any, scope: Scope, *, force: bool, options:
     __tracebackhide__ = True
     from . import ui  # the one upward step the layers allow: drawing a widget
 
+    resource = options.pop("resource", None)
+    if resource is not None:  # a token for that API (RFC 8707 §2), kept for the session's refreshes
+        provider = provider.for_resource(resource)
     ui.check_options(kind, options)
     if not force:
         reused = reusable(_drivers.LOGIN_KIND[kind], provider, scope, options.get("username"))

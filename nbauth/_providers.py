@@ -164,41 +164,25 @@ class Provider(Exchange):
         code = Secret(code)
         return self.get_token(AuthorizationCode(code, redirect_uri, code_verifier), force=True)
 
-    def device_login(
-        self,
-        scope: str | Sequence[str] | None = None,
-        *,
-        force: bool = False,
-        resource: str | Sequence[str] | None = None,
-        **options: Any,
-    ) -> Session:
-        """Device authorization grant (RFC 8628): shows the code, blocks until approved (``resource=``: RFC 8707)."""
-        __tracebackhide__ = True  # IPython: a denied or cancelled login shows the user's cell, not ours
-        return _login.interactive("device", self.for_resource(resource), scope, force=force, options=options)
+    def device_login(self, scope: str | Sequence[str] | None = None, *, force: bool = False, **options: Any) -> Session:
+        """Device authorization grant (RFC 8628): shows the code, blocks until approved.
 
-    def login_form(
-        self,
-        scope: str | Sequence[str] | None = None,
-        *,
-        force: bool = False,
-        resource: str | Sequence[str] | None = None,
-        **options: Any,
-    ) -> Session:
+        ``resource=`` asks for a token for that API (RFC 8707 §2), as on every interactive login.
+        """
+        __tracebackhide__ = True  # IPython: a denied or cancelled login shows the user's cell, not ours
+        return _login.interactive("device", self, scope, force=force, options=options)
+
+    def login_form(self, scope: str | Sequence[str] | None = None, *, force: bool = False, **options: Any) -> Session:
         """Username / password form (a widget in a notebook, getpass elsewhere)."""
         __tracebackhide__ = True
-        return _login.interactive("password", self.for_resource(resource), scope, force=force, options=options)
+        return _login.interactive("password", self, scope, force=force, options=options)
 
     def browser_login(
-        self,
-        scope: str | Sequence[str] | None = None,
-        *,
-        force: bool = False,
-        resource: str | Sequence[str] | None = None,
-        **options: Any,
+        self, scope: str | Sequence[str] | None = None, *, force: bool = False, **options: Any
     ) -> Session:
         """Authorization code + PKCE in the browser with a loopback redirect (RFC 8252)."""
         __tracebackhide__ = True
-        return _login.interactive("browser", self.for_resource(resource), scope, force=force, options=options)
+        return _login.interactive("browser", self, scope, force=force, options=options)
 
 
 def _unpickle_provider(config: Mapping[str, Any]) -> Provider:

@@ -5,6 +5,7 @@ import re
 import threading
 import time
 
+import jwt
 import pytest
 import requests
 from idp.helpers import CONFIDENTIAL_CLIENT, ODD_CLIENT, authorize
@@ -274,3 +275,26 @@ def test_unsupported_grant_type_from_the_idp(idp):
 def test_invalid_request_from_the_idp(idp):
     with pytest.raises(nbauth.InvalidRequest):
         kc(idp).get_token(nbauth.Custom({"grant_type": "password", "username": "alice"}))  # no password
+
+
+def test_device_login_for_a_resource_is_its_own_session(idp, capsys, monkeypatch):
+    """``resource=`` on an interactive login (RFC 8707 §2): the token is for that API, and a login for
+    another API is not answered with it."""
+    monkeypatch.setenv("NBAUTH_UI", "text")
+    p = public(idp)
+
+    def approve_when_printed():
+        for _ in range(100):
+            m = re.search(r"enter the code (\S+)", capsys.readouterr().out)
+            if m:
+                idp.approve(m.group(1))
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=approve_when_printed, daemon=True).start()
+    api = p.device_login(scope="openid api:read", resource="urn:demo:api")
+    claims = jwt.decode(api.token.access_token, options={"verify_signature": False})
+    assert claims["aud"] == "urn:demo:api" and api.key.resource == "urn:demo:api"
+    assert p.device_login(scope="openid api:read", resource="urn:demo:api") is api
+    assert "Using the cached session" in capsys.readouterr().out
+    assert p.resource == () and nbauth.sessions()[0]["id"] == api.id

@@ -11,6 +11,7 @@ import time
 import urllib.parse
 from typing import Any
 
+import jwt
 import pytest
 import requests
 from idp.helpers import browse
@@ -72,6 +73,18 @@ def test_loopback_redirect_signs_in(sso: nbauth.Keycloak) -> None:
     assert_hidden(widget_state() + embedded_html(panel), *secrets_of(session))
     with pytest.raises(requests.ConnectionError):  # the listener is closed once done
         requests.get(panel.attempt.redirect_uri, timeout=2)
+
+
+def test_a_resource_is_named_in_the_authorization_request_and_kept(sso: nbauth.Keycloak) -> None:
+    """RFC 8707 §2.1: the resource goes in the authorization request; the token is for it (§2.2)."""
+    panel = BrowserPanel(sso.for_resource("urn:demo:api"), "openid api:read")
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(panel.url).query))
+    assert query["resource"] == "urn:demo:api"
+    panel.start()
+    browse(requests.Session(), panel.url, None)
+    session = panel.wait()
+    assert jwt.decode(session.token.access_token, options={"verify_signature": False})["aud"] == "urn:demo:api"
+    assert session.key.resource == "urn:demo:api" and sso.resource == ()
 
 
 def test_pasted_redirect_signs_in_and_leaves_the_box(sso: nbauth.Keycloak) -> None:
