@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._errors import AuthError, ConfigurationError, LoginRequired
+from ._secret import Secret
 from ._tokens import TokenState
 from ._transport import require_secure
 
@@ -141,12 +142,12 @@ class BearerMiddleware:
         url = str(request.url)
         self.check_url(url)
         sent = await self._token_for(url)
-        request.headers["Authorization"] = f"Bearer {sent}"
+        request.headers["Authorization"] = Secret(f"Bearer {sent}")  # aiohttp errors keep the headers
         response = await handler(request)
         if response.status == 401 and _challenge_says_bad_token(response):
             response.release()
             sent = await self._token_for(url, force=True, seen=sent)
-            request.headers["Authorization"] = f"Bearer {sent}"
+            request.headers["Authorization"] = Secret(f"Bearer {sent}")  # aiohttp errors keep the headers
             response = await handler(request)
         if response.status in (401, 403):
             response.release()

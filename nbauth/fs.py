@@ -18,6 +18,7 @@ is ``FileNotFoundError``. Requires ``pip install "nbauth[data]"`` (fsspec, aioht
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import email.utils
@@ -91,7 +92,9 @@ class SessionFileSystem(HTTPFileSystem):  # type: ignore[misc]
         return _rebuild, (self.session, self.auth.prefixes or None, options)
 
     async def _info(self, url: str, **kwargs: Any) -> dict[str, Any]:
-        """HEAD (then GET) like fsspec, but an auth failure stays an ``AuthError``; 404 -> FileNotFoundError."""
+        """HEAD (then GET) like fsspec, but an auth failure stays an ``AuthError``, a server error an ``OSError``
+        and an unreachable server a ``ConnectionError``: only 404 / 410 are ``FileNotFoundError``.
+        """
         info: dict[str, Any] = {}
         session = await self.set_session()
         for policy in ("head", "get"):
@@ -102,8 +105,18 @@ class SessionFileSystem(HTTPFileSystem):  # type: ignore[misc]
             except AuthError:
                 raise
             except aiohttp.ClientResponseError as exc:
-                if exc.status == 404 or policy == "get":
+                if exc.status in (404, 410):
                     raise FileNotFoundError(url) from exc
+                if policy == "get":  # a server error is not "no such file" (RFC 9110 §15.6)
+                    raise OSError(
+                        f"{url}: the data server answered {exc.status} {exc.message}: it failed, not the login; "
+                        "try again later, or tell the server's operators"
+                    ) from exc
+                continue
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
+                if policy == "get":
+                    why = type(exc).__name__
+                    raise ConnectionError(f"{url}: the data server could not be reached ({why})") from exc
                 continue
             except Exception as exc:
                 if policy == "get":

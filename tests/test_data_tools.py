@@ -13,6 +13,8 @@ import math
 import pickle
 import threading
 import time
+import traceback
+import urllib.parse
 from typing import ClassVar
 
 import dask
@@ -272,6 +274,28 @@ def test_a_404_is_still_file_not_found(data_idp, data_server, urls):
     with pytest.raises(FileNotFoundError):
         fs.info(urls["prefix"] + "missing.parquet")
     assert fs.exists(urls["prefix"] + "missing.parquet") is False
+
+
+@pytest.mark.parametrize("call", ["cat", "pandas"])
+def test_a_server_error_keeps_no_token_in_the_exception(data_idp, data_server, urls, call):
+    """aiohttp keeps the request's headers on a ClientResponseError: the Authorization value is a Secret,
+    so neither the error, its chain nor a traceback with every frame's locals shows the token."""
+    api = login(data_idp)
+    fs = api.filesystem()
+    path = urllib.parse.urlsplit(urls["small"]).path
+    data_server.fail[path] = 500
+    with pytest.raises(Exception) as caught:
+        if call == "cat":
+            fs.cat(urls["small"])
+        else:
+            pd.read_parquet(urls["small"], filesystem=fs)
+    shown = "".join(traceback.TracebackException.from_exception(caught.value, capture_locals=True).format())
+    chain, exc = [], caught.value
+    while exc is not None:
+        chain.append(repr(exc) + repr(getattr(exc, "request_info", "")) + repr(getattr(exc, "headers", "")))
+        exc = exc.__cause__ or exc.__context__
+    assert "500" in shown and not isinstance(caught.value, FileNotFoundError)  # a failure, not "no such file"
+    assert api.access_token not in shown and not any(api.access_token in text for text in chain)
 
 
 def test_logout_then_login_required_then_a_new_login_reads_again(data_idp, data_server, urls):

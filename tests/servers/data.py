@@ -13,7 +13,7 @@ What no IdP does and what nbauth's data tools need (issue 13):
   of the IdP's JWKS, ``iss`` the IdP, ``aud`` the API, ``exp`` checked with NO leeway against
   ``now()``; else 401 ``WWW-Authenticate: Bearer error="invalid_token"`` (no error code when the
   token is missing). ``reject_tokens`` (a count, or True for all) refuses valid tokens too, for
-  the 401-retry tests.
+  the 401-retry tests; ``fail[path] = 500`` answers that status to a good token (server errors).
 
 Every request is logged in ``log`` as ``Hit`` (time, method, path, range, status, the token's
 ``exp``/``jti``) so tests can assert that no request was sent with an expired token.
@@ -65,6 +65,7 @@ class DataServer(StandInServer):
         self.modified = time.time() - 3600
         self.throttle: float | None = None
         self.reject_tokens: int | bool = 0
+        self.fail: dict[str, int] = {}  # path -> the status it answers (after the token check), e.g. 500
         self.clock_offset = 0.0
         self.log: list[Hit] = []
         self._keys: dict[str, Any] = {}
@@ -86,6 +87,7 @@ class DataServer(StandInServer):
         self.throttle = None
         self._next_free.clear()
         self.reject_tokens = 0
+        self.fail.clear()
         self.clock_offset = 0.0
 
     def now(self) -> float:
@@ -162,6 +164,10 @@ class DataServer(StandInServer):
         if req.method not in ("GET", "HEAD"):
             self._record_hit(req, 405, claims)
             h.send_bytes(405, b"", None, {"Allow": "GET, HEAD"})
+            return
+        if req.path in self.fail:
+            self._record_hit(req, self.fail[req.path], claims, "failed by the test")
+            h.send_bytes(self.fail[req.path], b"server error\n", "text/plain")
             return
         data = self.files.get(req.path)
         if data is None and (req.path.endswith("/") or any(p.startswith(req.path + "/") for p in self.files)):
