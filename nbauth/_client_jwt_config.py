@@ -17,7 +17,7 @@ from ._token_exchange import resource_tuple
 if TYPE_CHECKING:
     from ._client_jwt import ClientKey
 
-__all__ = ["client_options", "resource_tuple"]
+__all__ = ["client_options", "login_resource", "resource_tuple"]
 
 
 def client_options(
@@ -52,4 +52,17 @@ def client_options(
 
         key = load_private_key(os.environ["NBAUTH_PRIVATE_KEY"])
         implied = "private_key_jwt"
-    return key, dpop, resource_tuple(resource), implied
+    return key, dpop, login_resource(resource), implied
+
+
+def login_resource(resource: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The RFC 8707 resource of a login: none or one (§2.2 allows several, but servers issue a token for
+    one API, and nbauth keys each session by the API it is for).
+    """
+    resources = resource_tuple(resource)
+    if len(resources) > 1:
+        raise ConfigurationError(
+            f"resource= names {len(resources)} APIs: nbauth asks for one per login, so that each token goes to "
+            "one API. Log in once per API: provider.device_login(resource=...) (or get_token_by_...(resource=...))"
+        )
+    return resources

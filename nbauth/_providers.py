@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _login
+from ._client_jwt_config import login_resource
 from ._credentials import secret_for
 from ._discovery import discover_settings
 from ._errors import ConfigurationError
@@ -22,7 +23,6 @@ from ._exchange import Exchange
 from ._grants import AuthorizationCode, ClientCredentials, Custom, Grant, Password
 from ._secret import Secret
 from ._session import Session
-from ._token_exchange import resource_tuple
 from ._transport import require_secure
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class Provider(Exchange):
         secret and endpoints; a session made through it keeps the resource for its refreshes (§2.2).
         ``None`` (or the provider's own resources) gives the provider itself.
         """
-        wanted = resource_tuple(resource) if resource is not None else self.resource
+        wanted = login_resource(resource) if resource is not None else self.resource
         if wanted == self.resource:
             return self
         clone = object.__new__(type(self))

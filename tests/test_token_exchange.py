@@ -101,6 +101,15 @@ def test_resource_must_be_an_absolute_uri():
         nbauth.Provider("https://idp.example/token", resource="api")
 
 
+def test_one_resource_per_login():
+    with pytest.raises(nbauth.ConfigurationError, match=r"names 2 APIs.*once per API"):
+        nbauth.Provider("https://idp.example/token", resource=["urn:a:api", "urn:b:api"])
+    p = nbauth.Provider("https://idp.example/token", resource=["urn:a:api", "urn:a:api"])  # the same one twice
+    assert p.resource == ("urn:a:api",)
+    with pytest.raises(nbauth.ConfigurationError, match="names 2 APIs"):
+        p.for_resource(["urn:a:api", "urn:b:api"])
+
+
 def test_resource_per_login_is_its_own_session_and_is_kept_for_refreshes(idp):
     """RFC 8707 §2: a token for one API is no answer to a login for another; each keeps its resource."""
     p = nbauth.Keycloak(idp.origin, "demo", client_id="public-client", client_auth="none")
