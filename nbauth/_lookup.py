@@ -117,6 +117,16 @@ class SessionTable(list[dict[str, Any]]):
     """``nbauth.sessions()``: a list of rows, shown as a table (HTML in a notebook)."""
 
     COLUMNS = ("id", "user", "issuer", "client_id", "scope", "expires", "refreshable", "where", "shared")
+    #: Columns shown without wrapping in a notebook (the others wrap, so the table fits the page).
+    _NOWRAP = frozenset({"id", "user", "expires", "refreshable", "where"})
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """COLUMNS, with ``resource`` after ``scope`` when a session is for one API (RFC 8707)."""
+        if not any(row.get("resource") for row in self):
+            return self.COLUMNS
+        at = self.COLUMNS.index("scope") + 1
+        return (*self.COLUMNS[:at], "resource", *self.COLUMNS[at:])
 
     def _cells(self) -> Iterator[list[str]]:
         now = _clock.now()
@@ -128,23 +138,20 @@ class SessionTable(list[dict[str, Any]]):
                 expires = "expired"
             else:
                 expires = f"in {duration(expires_at - now)}"
-            yield [
-                str(row["id"]),
-                str(row["user"] or ""),
-                str(row["issuer"]),
-                str(row["client_id"]),
-                str(row["scope"]),
-                expires,
-                "yes" if row["refreshable"] else "no",
-                str(row["where"]),
-                ", ".join(row.get("shared", ())) or "-",
-            ]
+            shown = {
+                **{c: str(row.get(c) or "") for c in ("id", "user", "issuer", "client_id", "scope", "where")},
+                "resource": str(row.get("resource") or "-"),
+                "expires": expires,
+                "refreshable": "yes" if row["refreshable"] else "no",
+                "shared": ", ".join(row.get("shared", ())) or "-",
+            }
+            yield [shown[c] for c in self.columns]
 
     def __str__(self) -> str:
-        rows = [list(self.COLUMNS), *self._cells()]
+        rows = [list(self.columns), *self._cells()]
         if len(rows) == 1:
             return "No nbauth sessions in this kernel or the cache."
-        widths = [max(len(r[i]) for r in rows) for i in range(len(self.COLUMNS))]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
@@ -157,10 +164,16 @@ class SessionTable(list[dict[str, Any]]):
             return "<p>No nbauth sessions in this kernel or the cache.</p>"
         import html
 
-        cell = 'style="text-align:left; white-space:nowrap"'
-        head = "".join(f"<th {cell}>{html.escape(c)}</th>" for c in self.COLUMNS)
+        styles = [
+            'style="text-align:left; white-space:nowrap"'
+            if c in self._NOWRAP
+            else 'style="text-align:left; overflow-wrap:anywhere; min-width:6em"'
+            for c in self.columns
+        ]
+        head = "".join(f"<th {st}>{html.escape(c)}</th>" for c, st in zip(self.columns, styles, strict=True))
         body = "".join(
-            "<tr>" + "".join(f"<td {cell}>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in self._cells()
+            "<tr>" + "".join(f"<td {st}>{html.escape(c)}</td>" for c, st in zip(cells, styles, strict=True)) + "</tr>"
+            for cells in self._cells()
         )
         return f'<table class="nbauth-sessions"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -180,6 +193,7 @@ def sessions() -> SessionTable:
                 "issuer": entry.key.issuer,
                 "client_id": entry.key.client_id,
                 "scope": " ".join(entry.token.scope) or entry.key.scope,
+                "resource": entry.key.resource or None,
                 "expires_at": entry.token.expires_at,
                 "refreshable": entry.token.refreshable,
                 "where": where,

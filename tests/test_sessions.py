@@ -177,6 +177,7 @@ def test_sessions_table_text_and_html(idp):
     html = table._repr_html_()
     assert html.startswith("<table") and ">alice</td>" in html and "text-align:left" in html
     assert table[0]["refreshable"] is True
+    assert "resource" not in table.columns and "resource" not in text  # shown only when a login named one
     assert all(secret not in text + html for secret in (_registry.holders().__next__().token.access_token,))
     new_kernel()
     assert nbauth.sessions()[0]["where"] == "cache"

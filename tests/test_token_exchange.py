@@ -126,7 +126,10 @@ def test_resource_per_login_is_its_own_session_and_is_kept_for_refreshes(idp):
     _registry.clear_registry()  # a new kernel: two sessions named demo, one per API
     with pytest.raises(nbauth.ConfigurationError, match="2 sessions are named 'demo'"):
         nbauth.session("demo")
-    rows = {r["id"] for r in nbauth.sessions()}
+    table = nbauth.sessions()
+    rows = {r["id"] for r in table}
+    assert "resource" in table.columns and "urn:demo:downstream" in str(table) and "urn:demo:api" in str(table)
+    assert ">urn:demo:api</td>" in table._repr_html_()
     restored = [nbauth.session(i) for i in sorted(rows)]
     assert sorted(_claims(s.refresh())["aud"] for s in restored) == ["urn:demo:api", "urn:demo:downstream"]
 
