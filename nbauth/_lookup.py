@@ -118,7 +118,9 @@ class SessionTable(list[dict[str, Any]]):
 
     COLUMNS = ("id", "user", "issuer", "client_id", "scope", "expires", "refreshable", "where", "shared")
     #: Columns shown without wrapping in a notebook (the others wrap, so the table fits the page).
-    _NOWRAP = frozenset({"id", "user", "expires", "refreshable", "where"})
+    _NOWRAP = frozenset({"id", "user", "client_id", "expires", "refreshable", "where"})
+    #: URLs break anywhere, but are given room first.
+    _URLS = frozenset({"issuer", "resource"})
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -164,12 +166,14 @@ class SessionTable(list[dict[str, Any]]):
             return "<p>No nbauth sessions in this kernel or the cache.</p>"
         import html
 
-        styles = [
-            'style="text-align:left; white-space:nowrap"'
-            if c in self._NOWRAP
-            else 'style="text-align:left; overflow-wrap:anywhere; min-width:6em"'
-            for c in self.columns
-        ]
+        def style(column: str) -> str:
+            if column in self._NOWRAP:
+                return 'style="text-align:left; white-space:nowrap"'
+            if column in self._URLS:
+                return 'style="text-align:left; overflow-wrap:anywhere; min-width:10em"'
+            return 'style="text-align:left; min-width:6em"'  # scopes wrap between words
+
+        styles = [style(c) for c in self.columns]
         head = "".join(f"<th {st}>{html.escape(c)}</th>" for c, st in zip(self.columns, styles, strict=True))
         body = "".join(
             "<tr>" + "".join(f"<td {st}>{html.escape(c)}</td>" for c, st in zip(cells, styles, strict=True)) + "</tr>"
