@@ -89,10 +89,22 @@ class SessionAuth(httpx.Auth):
 
         request.headers.update(api_headers(token, request.method, str(request.url)))
 
+    @staticmethod
+    def _wants_nonce(token: Token, request: httpx.Request, response: httpx.Response) -> bool:
+        """The API asked for a DPoP nonce (RFC 9449 §9) and the request can be sent again with one."""
+        if token.dpop_key is None or not replayable(request):
+            return False
+        from ._dpop import resource_nonce_challenge  # remembers the nonce for the retry's proof
+
+        return resource_nonce_challenge(str(request.url), response.status_code, response.headers)
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.token()
         self._authorize(request, token)
         response = yield request
+        if self._wants_nonce(token, request, response):  # once: a new proof carrying the nonce
+            self._authorize(request, token)
+            response = yield request
         if invalid_token(response) and replayable(request):
             self._authorize(request, self.token(force=True, seen=token.access_token))
             yield request
@@ -101,6 +113,9 @@ class SessionAuth(httpx.Auth):
         token = await self.atoken()
         self._authorize(request, token)
         response = yield request
+        if self._wants_nonce(token, request, response):
+            self._authorize(request, token)
+            response = yield request
         if invalid_token(response) and replayable(request):
             self._authorize(request, await self.atoken(force=True, seen=token.access_token))
             yield request

@@ -4,6 +4,7 @@ in the cache entry, a server that demands DPoP, a nonce loop, and tools that can
 The IdP's userinfo endpoint is the protected API: oidc-provider checks the proof there (``ath``, ``jkt``).
 """
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -12,6 +13,7 @@ import stat
 import subprocess
 import sys
 
+import httpx
 import jwt
 import pytest
 import requests
@@ -19,6 +21,7 @@ import requests
 import nbauth
 from nbauth import _dpop, _registry
 from nbauth._dpop import DPoPKey
+from nbauth.httpx_auth import SessionAuth
 
 
 @pytest.fixture(autouse=True)
@@ -183,3 +186,24 @@ def test_data_tools_refuse_a_dpop_bound_session_instead_of_sending_it(idp):
     assert api.token.sender_constrained
     with pytest.raises(nbauth.ConfigurationError, match="DPoP"):
         api.filesystem()
+
+
+def test_httpx_answers_an_apis_nonce_challenge(idp_factory):
+    """httpx clients get the same one retry as the Session when the API asks for a nonce (RFC 9449 §9)."""
+    strict = idp_factory(IDP_DPOP_NONCE=1)
+    s = _login(strict, dpop=True)
+    userinfo = strict.endpoint("userinfo_endpoint")
+    _dpop._NONCES.clear()
+    with httpx.Client(auth=SessionAuth(s)) as client:
+        r = client.get(userinfo)
+    assert r.status_code == 200 and r.json()["preferred_username"] == "alice"
+    assert strict.stats().get("userinfo:401") == 1 and strict.stats().get("userinfo:200") == 1
+    assert r.request.headers["Authorization"] == f"DPoP {s.token.access_token}"
+
+    async def fetch():
+        _dpop._NONCES.clear()
+        async with httpx.AsyncClient(auth=SessionAuth(s)) as client:
+            return await client.get(userinfo)
+
+    assert asyncio.run(fetch()).status_code == 200
+    assert strict.stats().get("userinfo:401") == 2 and strict.stats().get("userinfo:200") == 2
