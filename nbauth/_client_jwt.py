@@ -67,12 +67,14 @@ def _alg_for(key: Any) -> str:
 class ClientKey:
     """A client's private signing key (``private_key_jwt``); never displayed, pickled or cached."""
 
-    __slots__ = ("_key", "alg", "kid")
+    __slots__ = ("_key", "alg", "kid", "path")
 
     def __init__(self, key: Any, *, alg: str | None = None, kid: str | None = None) -> None:
         self._key = key
         self.alg = alg or _alg_for(key)
         self.kid = kid
+        #: the file it was read from, if any: a restored session reads it again (the key is never cached)
+        self.path: str | None = None
 
     def sign(self, claims: Mapping[str, Any]) -> str:
         import jwt
@@ -141,6 +143,13 @@ def _from_text(value: str | os.PathLike[str], kid: str | None) -> ClientKey:
         if not path.is_file():
             raise ConfigurationError(f"private_key: no such file {str(path)[:200]!r}. " + _WHAT_TO_PASS)
         text = path.read_text(encoding="ascii", errors="replace")[: _MAX_KEY_CHARS + 1]
+        key = _from_loaded(text, kid)
+        key.path = str(path.resolve())
+        return key
+    return _from_loaded(text, kid)
+
+
+def _from_loaded(text: str, kid: str | None) -> ClientKey:
     if len(text) > _MAX_KEY_CHARS:
         raise ConfigurationError("private_key: more than 64 KiB; that is not a key")
     if text.lstrip().startswith("{"):

@@ -9,6 +9,7 @@ endpoints and their compliance fixes.
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 import weakref
 from collections.abc import Mapping, Sequence
@@ -77,7 +78,10 @@ class Provider(Exchange):
         cls, config: Mapping[str, Any], client_secret: str | None = None, private_key: Any = None
     ) -> Provider:
         """Rebuild a provider from a cache entry's public config (the secret comes separately)."""
-        kwargs = {k: v for k, v in config.items() if k != "has_client_secret"}
+        kwargs = {k: v for k, v in config.items() if k not in ("has_client_secret", "private_key_file")}
+        key_file = config.get("private_key_file")
+        if private_key is None and isinstance(key_file, str) and os.path.isfile(key_file):
+            private_key = key_file  # the private_key_jwt key the session was made with, read again
         provider = Provider(client_secret=client_secret, private_key=private_key, **kwargs)
         if _live.get((provider.issuer_key, provider.client_id or "")) is provider:
             del _live[(provider.issuer_key, provider.client_id or "")]  # only the user's own objects are "live"

@@ -200,4 +200,6 @@ class ProviderSettings:
             dpop=self.dpop,
             resource=list(self.resource),
         )
+        if self._private_key is not None and self._private_key.path:
+            out["private_key_file"] = self._private_key.path  # where the key is, never the key itself
         return out

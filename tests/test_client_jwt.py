@@ -4,6 +4,7 @@ The IdP registers ``jwt-client`` with a JWKS generated at its start (private hal
 ``GET /_admin/client-keys``) and ``hmac-client`` for client_secret_jwt (tests/idp/protocols.js).
 """
 
+import gc
 import json
 import logging
 import pickle
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import nbauth
+from nbauth import _registry
 from nbauth._client_jwt import ASSERTION_TYPE, load_private_key
 
 HMAC_SECRET = "hmac-client-secret-0123456789abcdef-0123456789"
@@ -154,3 +156,32 @@ def test_private_key_jwt_without_a_key_says_how_to_give_one(idp):
     p = _provider(idp, client_auth="private_key_jwt")
     with pytest.raises(nbauth.ConfigurationError, match="NBAUTH_PRIVATE_KEY"):
         p.get_token_by_client_credentials()
+
+
+def test_a_restored_session_reads_its_key_file_again(idp, client_jwks, tmp_path, monkeypatch):
+    """A key given as a file is found again after a restart (the cache holds its path, never the key)."""
+    monkeypatch.delenv("NBAUTH_PRIVATE_KEY", raising=False)
+    path = tmp_path / "client.pem"
+    path.write_text(_pem(_key(client_jwks, "EC")))
+    path.chmod(0o600)
+    s = _provider(idp, private_key=str(path)).get_token_by_password("alice", "alice-password", scope="openid")
+    assert s.provider.config()["private_key_file"] == str(path.resolve())
+    del s
+    _new_kernel()
+    restored = nbauth.session("demo")
+    assert restored.provider.client_auth == "private_key_jwt" and restored.provider._private_key is not None
+    assert nbauth._providers.live_provider(restored.key.issuer, "jwt-client", restored.provider.config()) is None
+    assert restored.refresh().access_token
+    assert idp.stats().get("token:refresh_token:200") == 1
+    del restored
+    path.unlink()  # the key file is gone: the refresh says how to give the key
+    _new_kernel()
+    gone = nbauth.session("demo")
+    with pytest.raises(nbauth.ConfigurationError, match="NBAUTH_PRIVATE_KEY"):
+        gone.refresh()
+
+
+def _new_kernel():
+    """What a restart leaves: no holder, and no Provider object of the user's."""
+    _registry.clear_registry()
+    gc.collect()
