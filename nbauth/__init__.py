@@ -12,8 +12,8 @@ The public names are listed in ``__all__``; everything in ``nbauth._*`` is priva
 from __future__ import annotations
 
 import sys as _sys
+from typing import TYPE_CHECKING, Any
 
-from ._chain import Explanation, explain
 from ._entries import CacheKey
 from ._errors import (
     AccessDenied,
@@ -50,7 +50,6 @@ from ._grants import (
 )
 from ._lookup import session, sessions
 from ._presets import Fusio, IdentityServer, Keycloak, SimpleIdServer
-from ._profiles import login
 from ._providers import Provider
 from ._secret import Secret
 from ._session import LogoutReport, Session
@@ -58,6 +57,28 @@ from ._store import CacheWarning
 from ._token_exchange import TokenExchange
 from ._tokens import Token, TokenState
 from ._transport import InsecureTLSWarning
+
+if TYPE_CHECKING:
+    from ._chain import Explanation, explain
+    from ._profiles import login
+
+
+def __getattr__(name: str) -> Any:
+    """``nbauth.login``, ``nbauth.explain``, ``nbauth.Explanation``: the profiles and the credential chain
+    load on first access (PEP 562), so ``import nbauth`` stays light.
+    """
+    value: Any
+    if name == "login":
+        from ._profiles import login as value
+    elif name in ("explain", "Explanation"):
+        from . import _chain
+
+        value = getattr(_chain, name)
+    else:
+        raise AttributeError(f"module 'nbauth' has no attribute {name!r}")
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
 
 if "IPython" in _sys.modules:  # the traceback handler matters only in a running IPython shell
     from . import _ipython

@@ -31,10 +31,8 @@ from ._grants import AuthorizationCode, authorization_url, parse_authorization_r
 from ._scope import Scope, join_scope, scope_items
 from ._tokens import Token
 
-__all__ = ["LOGIN_KIND", "BrowserAttempt", "run_device_flow", "wait_sliced"]
+__all__ = ["BrowserAttempt", "run_device_flow", "wait_sliced"]
 
-#: The interactive logins and the kind of cache entry each makes.
-LOGIN_KIND = {"device": "device_login", "password": "password", "browser": "browser_login"}
 
 DEFAULT_TIMEOUT = 600.0
 

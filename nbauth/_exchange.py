@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _clock, _endpoints
+from . import _clock
 from ._client_auth import apply_client_auth
 from ._errors import ConfigurationError, InvalidClient, ProviderError, VerificationError, error_from_code
 from ._fixes import Outgoing
@@ -301,12 +301,18 @@ class Exchange(ProviderSettings):
         self, scope: str | Sequence[str] | None = None
     ) -> Generator[_device.DevicePrompt | _device.Wait, None, Token]:
         """Run the device grant's HTTP steps (RFC 8628 §3.1-3.4); yields the prompt and the waits."""
+        from . import _endpoints  # the other endpoints load when first used
+
         return _endpoints.device_flow(self, scope)
 
     def revoke(self, token: Token, *, client_id: str | None = None, client_secret: str | None = None) -> dict[str, str]:
         """Revoke the refresh then the access token (RFC 7009 §2.1); what could not be revoked, and why."""
+        from . import _endpoints  # the other endpoints load when first used
+
         return _endpoints.revoke(self, token, client_id=client_id, client_secret=client_secret)
 
     def userinfo(self, token: Token) -> dict[str, Any]:
         """The UserInfo claims for a token; ``sub`` must match the id_token's (OIDC Core §5.3.2)."""
+        from . import _endpoints  # the other endpoints load when first used
+
         return _endpoints.userinfo(self, token)

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _drivers
-from ._device import DevicePrompt
 from ._entries import CacheKey, Entry, read_entry
 from ._errors import LoginCancelled
 from ._grants import DEVICE_CODE_GRANT, TokenRequest
@@ -29,7 +27,14 @@ from ._session import Session
 from ._store import current_store
 from ._tokens import Token
 
-__all__ = ["device_login", "grant_login", "interactive", "login", "record", "session_of"]
+if TYPE_CHECKING:
+    from ._device import DevicePrompt
+    from ._drivers import BrowserAttempt
+
+__all__ = ["LOGIN_KIND", "device_login", "grant_login", "interactive", "login", "record", "session_of"]
+
+#: The interactive logins and the kind of cache entry each makes.
+LOGIN_KIND = {"device": "device_login", "password": "password", "browser": "browser_login"}
 
 _KIND_BY_GRANT = {
     "password": "password",
@@ -131,13 +136,15 @@ def device_login(
 ) -> Session:
     """Steps 2-3 of a device login (RFC 8628): the driver polls, the ui shows the prompt."""
     requested = scope if scope is not None else provider.scope
-    token = _drivers.run_device_flow(provider, requested, on_prompt=on_prompt, cancelled=cancelled)
+    from ._drivers import run_device_flow  # the interactive drivers load when a login starts
+
+    token = run_device_flow(provider, requested, on_prompt=on_prompt, cancelled=cancelled)
     if cancelled is not None and cancelled():
         raise LoginCancelled("the login was cancelled")  # approved too late: the user gave up on this code
     return record(provider, Intent("device_login", provider.client_id, scope=scope_items(requested)), token)
 
 
-def browser_login(attempt: _drivers.BrowserAttempt, code: str) -> Session:
+def browser_login(attempt: BrowserAttempt, code: str) -> Session:
     """Steps 2-3 of a browser sign-in: redeem the code (RFC 7636 §4.5) and record the session."""
     token = attempt.redeem(code)
     provider = attempt.provider
@@ -162,7 +169,7 @@ def interactive(kind: str, provider: Any, scope: Scope, *, force: bool, options:
         provider = provider.for_resource(resource)
     ui.check_options(kind, options)
     if not force:
-        reused = reusable(_drivers.LOGIN_KIND[kind], provider, scope, options.get("username"))
+        reused = reusable(LOGIN_KIND[kind], provider, scope, options.get("username"))
         if reused is not None:
             print(
                 f"Using the cached session {reused.id} ({reused.user or 'no user name'}, "

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from . import _login
 from ._client_jwt_config import login_resource
 from ._credentials import secret_for
-from ._discovery import discover_settings
 from ._errors import ConfigurationError
 from ._exchange import Exchange
 from ._grants import AuthorizationCode, ClientCredentials, Custom, Grant, Password
@@ -103,6 +102,8 @@ class Provider(Exchange):
     @classmethod
     def discover(cls, issuer: str, **kwargs: Any) -> Provider:
         """A provider from OpenID discovery (RFC 8414 fallback); explicit endpoints win."""
+        from ._discovery import discover_settings  # loaded when first used
+
         settings, meta = discover_settings(issuer, kwargs)
         provider = Provider(**settings)
         provider.metadata = meta

@@ -106,30 +106,16 @@ def test_fusio_password_refresh_rotation(fusio: FusioServer) -> None:
         url, auth=FUSIO_APP, timeout=5, data={"grant_type": "password", "username": "test", "password": "nope"}
     )
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
-    # refresh as in the seed: client credentials in the body
-    r = requests.post(
-        url,
-        timeout=5,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": t1["refresh_token"],
-            "client_id": FUSIO_APP[0],
-            "client_secret": FUSIO_APP[1],
-        },
-    )
+
+    def refresh(token):  # as in the seed: client credentials in the body
+        body = {"grant_type": "refresh_token", "refresh_token": token["refresh_token"]}
+        return requests.post(url, timeout=5, data={**body, "client_id": FUSIO_APP[0], "client_secret": FUSIO_APP[1]})
+
+    r = refresh(t1)
     assert r.status_code == 200, r.text
     t2 = r.json()
     assert t2["refresh_token"] != t1["refresh_token"] and t2["scope"] == "backend"
-    reuse = requests.post(
-        url,
-        timeout=5,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": t1["refresh_token"],
-            "client_id": FUSIO_APP[0],
-            "client_secret": FUSIO_APP[1],
-        },
-    )
+    reuse = refresh(t1)
     assert reuse.status_code == 400 and reuse.json() == {
         "error": "invalid_grant",
         "error_description": "Invalid refresh token",
