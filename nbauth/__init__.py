@@ -48,6 +48,7 @@ from ._grants import (
     parse_implicit_response,
     pkce_pair,
 )
+from ._jwt_bearer import JWTBearer
 from ._lookup import session, sessions
 from ._presets import Fusio, IdentityServer, Keycloak, SimpleIdServer
 from ._providers import Provider
@@ -111,6 +112,7 @@ __all__ = [
     "InvalidRequest",
     "InvalidScope",
     "InvalidTarget",
+    "JWTBearer",
     "Keycloak",
     "LoginCancelled",
     "LoginRequired",

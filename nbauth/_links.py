@@ -2,7 +2,9 @@
 
 Link 2 is the environment's client credentials (``NBAUTH_CLIENT_ID`` with a secret or
 ``NBAUTH_PRIVATE_KEY``); when it applies, links 3 and 4 are skipped. Link 3 exchanges a
-federated token file (``NBAUTH_FEDERATED_TOKEN_FILE``, RFC 8693 §2.1, subject token type jwt);
+federated token file (``NBAUTH_FEDERATED_TOKEN_FILE``) for an access token: by token exchange
+(RFC 8693 §2.1, subject token type jwt), or with ``NBAUTH_FEDERATED_GRANT=jwt-bearer`` as the
+JWT bearer grant (RFC 7523 §2.1), for servers that take the federation's JWT as a grant;
 link 4 takes the JupyterHub user's tokens (:mod:`nbauth._hub`). :mod:`nbauth._chain` explains them.
 """
 
@@ -13,10 +15,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._errors import AuthError
+from ._errors import AuthError, ConfigurationError
 from ._providers import Provider
 
-__all__ = ["FEDERATED_TOKEN_TYPE", "chain_links", "environment_link", "federated_link", "federated_login", "hub_link"]
+__all__ = [
+    "FEDERATED_GRANTS",
+    "FEDERATED_TOKEN_TYPE",
+    "chain_links",
+    "environment_link",
+    "federated_grant",
+    "federated_link",
+    "federated_login",
+    "hub_link",
+]
 
 FEDERATED_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
 
@@ -38,7 +49,11 @@ def federated_link(env: Mapping[str, str]) -> tuple[bool, str]:
         return False, "NBAUTH_FEDERATED_TOKEN_FILE is not set"
     if not Path(path).is_file():
         return False, f"NBAUTH_FEDERATED_TOKEN_FILE names {path[:200]!r}, which is not a file"
-    return True, f"the token in {path[:200]} is exchanged for an access token"
+    try:
+        how = "as a JWT bearer grant (RFC 7523)" if federated_grant(env) == "jwt-bearer" else "by token exchange"
+    except ConfigurationError as exc:  # the link applies, and login will stop with this error
+        return True, f"the token in {path[:200]} would be exchanged, but {exc.message}"
+    return True, f"the token in {path[:200]} is exchanged for an access token {how}"
 
 
 def chain_links(provider: Provider) -> Any:
@@ -67,10 +82,29 @@ def federated_login(provider: Provider, env: Mapping[str, str] | None = None) ->
     applies, _ = federated_link(env)
     if not applies:
         return None
+    subject = Path(env["NBAUTH_FEDERATED_TOKEN_FILE"]).read_text(encoding="ascii", errors="replace").strip()
+    if federated_grant(env) == "jwt-bearer":
+        from ._jwt_bearer import JWTBearer
+
+        return provider.get_token(JWTBearer(subject, provider.scope), force=True)  # resource= is added (RFC 8707)
     from ._token_exchange import TokenExchange
 
-    subject = Path(env["NBAUTH_FEDERATED_TOKEN_FILE"]).read_text(encoding="ascii", errors="replace").strip()
     resource = provider.resource[0] if provider.resource else None
     return provider.get_token(
         TokenExchange(subject, FEDERATED_TOKEN_TYPE, scope=provider.scope, resource=resource), force=True
     )
+
+
+#: NBAUTH_FEDERATED_GRANT values: how the federated token becomes an access token.
+FEDERATED_GRANTS = ("token-exchange", "jwt-bearer")
+
+
+def federated_grant(env: Mapping[str, str]) -> str:
+    """``token-exchange`` (RFC 8693, the default) or ``jwt-bearer`` (RFC 7523 §2.1); else ConfigurationError."""
+    grant = env.get("NBAUTH_FEDERATED_GRANT", "").strip().lower() or "token-exchange"
+    if grant not in FEDERATED_GRANTS:
+        raise ConfigurationError(
+            f"NBAUTH_FEDERATED_GRANT={grant[:40]!r} is not one of {', '.join(FEDERATED_GRANTS)}: "
+            "unset it for token exchange, or set jwt-bearer when the server takes the token as a grant"
+        )
+    return grant

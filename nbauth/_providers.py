@@ -26,6 +26,7 @@ from ._session import Session
 from ._transport import require_secure
 
 if TYPE_CHECKING:
+    from ._jwt_bearer import JWTBearer
     from ._token_exchange import TokenExchange
 
 __all__ = ["Provider", "live_provider"]
@@ -117,7 +118,11 @@ class Provider(Exchange):
 
     # ---- public entry points: each goes through the login pipeline
     def get_token(
-        self, grant: Grant | TokenExchange | str, params: Mapping[str, str] | None = None, *, force: bool = False
+        self,
+        grant: Grant | TokenExchange | JWTBearer | str,
+        params: Mapping[str, str] | None = None,
+        *,
+        force: bool = False,
     ) -> Session:
         """Get a token with any grant, or ``get_token(endpoint, params)`` (seed 000's custom call)."""
         if isinstance(grant, str):

@@ -16,7 +16,7 @@ PKG = ROOT / "nbauth"
 LAYERS = [
     ("errors", {"_errors", "_clock", "_record", "_secret", "_terminal", "_humanize"}),
     ("tokens", {"_tokens", "_jwt", "_scope", "_dpop"}),
-    ("grants", {"_grants", "_device", "_loopback", "_token_exchange"}),
+    ("grants", {"_grants", "_device", "_loopback", "_token_exchange", "_jwt_bearer"}),
     (
         "providers",
         {

@@ -125,3 +125,35 @@ def test_a_federated_token_file_is_exchanged(idp, nbauth_env, monkeypatch, tmp_p
     token_file.write_text("not-a-jwt")
     with pytest.raises(nbauth.InvalidGrant):
         nbauth.login("svc", force=False)
+
+
+def test_a_federated_token_as_a_jwt_bearer_grant(idp, nbauth_env, monkeypatch, tmp_path):
+    """NBAUTH_FEDERATED_GRANT=jwt-bearer: the file's JWT is the grant itself (RFC 7523 §2.1)."""
+    federated = idp.password_token("public-client", "alice", scope="openid")["id_token"]
+    token_file = tmp_path / "token"
+    token_file.write_text(federated + "\n")
+    nbauth_env.config_path.write_text(
+        f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\nclient_id = "exchange-client"\n'
+        'client_secret = "exchange-secret"\nresource = "urn:demo:downstream"\n'
+    )
+    os.chmod(nbauth_env.config_path, 0o600)
+    monkeypatch.setenv("NBAUTH_FEDERATED_TOKEN_FILE", str(token_file))
+    monkeypatch.setenv("NBAUTH_FEDERATED_GRANT", "jwt-bearer")
+    answer = nbauth.explain("svc")
+    assert answer.chosen == "federated token file" and "JWT bearer grant" in str(answer)
+    s = nbauth.login("svc")
+    claims = jwt.decode(s.token.access_token, options={"verify_signature": False})
+    assert (
+        claims["aud"] == "urn:demo:downstream"
+        and claims["sub"] == jwt.decode(federated, options={"verify_signature": False})["sub"]
+    )
+    assert idp.stats().get("token:urn:ietf:params:oauth:grant-type:jwt-bearer:200") == 1
+    assert not idp.stats().get("token:urn:ietf:params:oauth:grant-type:token-exchange:200")
+    token_file.write_text(federated[:-4] + "AAAA")  # a forged signature
+    with pytest.raises(nbauth.InvalidGrant):  # oidc-provider hides the reason of invalid_grant
+        nbauth.login("svc")
+    assert "AAAA" not in repr(nbauth.JWTBearer(federated[:-4] + "AAAA"))
+    monkeypatch.setenv("NBAUTH_FEDERATED_GRANT", "saml")
+    assert "is not one of token-exchange, jwt-bearer" in str(nbauth.explain("svc"))
+    with pytest.raises(nbauth.ConfigurationError, match="NBAUTH_FEDERATED_GRANT='saml'"):
+        nbauth.login("svc")

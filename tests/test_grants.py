@@ -169,3 +169,17 @@ def test_client_auth_basic_without_secret_is_a_public_client():
 def test_unknown_client_auth_is_a_configuration_error():
     with pytest.raises(nbauth.ConfigurationError, match=r"tls_client_auth.*private_key_jwt"):
         nbauth.Provider("https://idp.example/token", client_auth="tls_client_auth")
+
+
+def test_jwt_bearer_grant_request():
+    """RFC 7523 §2.1: grant_type, the assertion, the scope; the assertion is hidden."""
+    grant = nbauth.JWTBearer("aaa.bbb.ccc", scope=["read", "write"])
+    request = grant.request()
+    assert request.params == {
+        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "assertion": "aaa.bbb.ccc",
+        "scope": "read write",
+    }
+    assert "aaa.bbb.ccc" in request.secrets and "aaa.bbb.ccc" not in repr(grant)
+    with pytest.raises(nbauth.ConfigurationError, match="needs the assertion"):
+        nbauth.JWTBearer(" ")

@@ -21,6 +21,7 @@ const env = process.env;
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+export const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 let signingJwks;
 export function keepJwks(jwks) { // the IdP's own signing keys, public half
   signingJwks = createLocalJWKSet({ keys: jwks.keys.map(({ d, p, q, dp, dq, qi, ...pub }) => pub) }); // eslint-disable-line no-unused-vars
@@ -34,9 +35,9 @@ async function federatedSubject(provider, client, token) {
   try {
     ({ payload } = await jwtVerify(token, signingJwks, { issuer: provider.issuer }));
   } catch (err) {
-    throw new errors.InvalidGrant(`subject_token is not a valid JWT of a trusted issuer (${err.code ?? err.message})`);
+    throw new errors.InvalidGrant(`the token is not a valid JWT of a trusted issuer (${err.code ?? err.message})`);
   }
-  if (!payload.sub) throw new errors.InvalidGrant('subject_token has no sub');
+  if (!payload.sub) throw new errors.InvalidGrant('the token has no sub');
   const grant = new provider.Grant({ accountId: payload.sub, clientId: client.clientId });
   return { accountId: payload.sub, grantId: await grant.save(), clientId: payload.azp ?? payload.client_id, grant };
 }
@@ -68,7 +69,7 @@ export function protocolClients(deviceGrant, passwordGrant) {
     { // RFC 7523 / OIDC Core s9 private_key_jwt: a registered JWKS, no secret
       client_id: 'jwt-client', token_endpoint_auth_method: 'private_key_jwt',
       jwks: { keys: CLIENT_KEYS.map((k) => k.pub) },
-      grant_types: ['client_credentials', ...user, TOKEN_EXCHANGE], response_types: [], redirect_uris: [],
+      grant_types: ['client_credentials', ...user, TOKEN_EXCHANGE, JWT_BEARER], response_types: [], redirect_uris: [],
     },
     { // client_secret_jwt: an HS256 assertion made with the shared secret
       client_id: 'hmac-client', client_secret: HMAC_SECRET, token_endpoint_auth_method: 'client_secret_jwt',
@@ -87,7 +88,7 @@ export function protocolClients(deviceGrant, passwordGrant) {
     },
     { // RFC 8693: may exchange a subject token for a downstream API's token
       client_id: 'exchange-client', client_secret: 'exchange-secret', token_endpoint_auth_method: 'client_secret_basic',
-      grant_types: ['client_credentials', ...user, TOKEN_EXCHANGE], response_types: [], redirect_uris: [],
+      grant_types: ['client_credentials', ...user, TOKEN_EXCHANGE, JWT_BEARER], response_types: [], redirect_uris: [],
     },
   ];
 }
@@ -145,26 +146,40 @@ export function registerTokenExchange(provider, getResourceServerInfo, splitScop
     if (!subject || subject.isExpired) throw new errors.InvalidGrant('subject_token is invalid or expired');
     const targets = [params.resource, params.audience].flat().filter(Boolean);
     if (targets.length > 1 && new Set(targets).size > 1) throw new errors.InvalidTarget('only one target (resource / audience) is supported');
-    const target = targets[0] ?? DOWNSTREAM_RESOURCE;
-    if (!EXCHANGE_AUDIENCES.includes(target)) throw new errors.InvalidTarget(`${target} is not a target this client may exchange for`);
-    const rs = new provider.ResourceServer(target, await getResourceServerInfo(ctx, target, client));
-    const requested = splitScope(params.scope);
-    const scope = (requested.length ? requested : [...rs.scopes]).filter((s) => rs.scopes.has(s));
-    if (federated) { subject.grant.addResourceScope(target, scope.join(' ')); await subject.grant.save(); }
-    const at = new provider.AccessToken({
-      accountId: subject.accountId, client, grantId: subject.grantId, gty: TOKEN_EXCHANGE,
-      extra: { act: { sub: client.clientId }, subject_client: subject.clientId },
-    });
-    at.resourceServer = rs;
-    at.scope = scope.join(' ') || undefined;
-    await bindDpop(provider, ctx, at);
-    ctx.oidc.entity('AccessToken', at);
-    const value = await at.save();
-    ctx.body = {
-      access_token: value, issued_token_type: ACCESS_TOKEN_TYPE, token_type: at.tokenType,
-      expires_in: at.expiration, scope: at.scope,
-    };
+    await issueFor(provider, ctx, subject, targets[0], TOKEN_EXCHANGE, { act: { sub: client.clientId }, subject_client: subject.clientId },
+      { getResourceServerInfo, splitScope, federated });
   }, ['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'requested_token_type', 'audience', 'resource', 'scope'], ['audience', 'resource']);
+}
+
+// The access token of a token exchange or a jwt-bearer grant: for `target`, with the requested scopes it offers.
+async function issueFor(provider, ctx, subject, requestedTarget, gty, extra, { getResourceServerInfo, splitScope, federated }) {
+  const { client, params } = ctx.oidc;
+  const target = requestedTarget ?? DOWNSTREAM_RESOURCE;
+  if (!EXCHANGE_AUDIENCES.includes(target)) throw new errors.InvalidTarget(`${target} is not a target this client may exchange for`);
+  const rs = new provider.ResourceServer(target, await getResourceServerInfo(ctx, target, client));
+  const requested = splitScope(params.scope);
+  const scope = (requested.length ? requested : [...rs.scopes]).filter((s) => rs.scopes.has(s));
+  if (federated) { subject.grant.addResourceScope(target, scope.join(' ')); await subject.grant.save(); }
+  const at = new provider.AccessToken({ accountId: subject.accountId, client, grantId: subject.grantId, gty, extra });
+  at.resourceServer = rs;
+  at.scope = scope.join(' ') || undefined;
+  await bindDpop(provider, ctx, at);
+  ctx.oidc.entity('AccessToken', at);
+  const value = await at.save();
+  ctx.body = {
+    access_token: value, issued_token_type: ACCESS_TOKEN_TYPE, token_type: at.tokenType,
+    expires_in: at.expiration, scope: at.scope,
+  };
+}
+
+// RFC 7523 s2.1: a JWT of a trusted issuer (here: one this IdP signed) as the authorization grant itself.
+export function registerJwtBearer(provider, getResourceServerInfo, splitScope) {
+  provider.registerGrantType(JWT_BEARER, async (ctx) => {
+    const { params } = ctx.oidc;
+    if (!params.assertion) throw new errors.InvalidRequest('missing required parameter (assertion)');
+    const subject = await federatedSubject(provider, ctx.oidc.client, params.assertion);
+    await issueFor(provider, ctx, subject, params.resource, JWT_BEARER, {}, { getResourceServerInfo, splitScope, federated: true });
+  }, ['assertion', 'scope', 'resource'], ['resource']);
 }
 
 // IDP_DPOP_NONCE=loop: a server that never accepts a nonce (koa middleware, before the provider's routes)

@@ -442,6 +442,7 @@ function createProvider(issuer) {
 
   // ---- issue 14: RFC 8693 token exchange; IDP_DPOP_NONCE=loop
   protocols.registerTokenExchange(provider, getResourceServerInfo, splitScope);
+  protocols.registerJwtBearer(provider, getResourceServerInfo, splitScope);
   provider.use(protocols.dpopNonceLoop(ROUTES.token, (k) => { STATS[k] = (STATS[k] ?? 0) + 1; }));
 
   // ---- RFC 8628 polling discipline: advertise `interval`, answer slow_down when polled too fast.
