@@ -101,7 +101,8 @@ def test_the_cli_explains(idp, nbauth_env):
     assert "no link applies" in out.stdout and "jupyterhub" in out.stdout
 
 
-def test_a_federated_token_file_is_exchanged(idp, nbauth_env, monkeypatch, tmp_path):
+def federated_setup(idp, nbauth_env, monkeypatch, tmp_path):
+    """A federated token file and the profile ``svc``; returns (the token, the file)."""
     # the federation's token (a Kubernetes service-account token, say): here a JWT this IdP signed and trusts
     federated = idp.password_token("public-client", "alice", scope="openid")["id_token"]
     token_file = tmp_path / "token"
@@ -112,6 +113,11 @@ def test_a_federated_token_file_is_exchanged(idp, nbauth_env, monkeypatch, tmp_p
     )
     os.chmod(nbauth_env.config_path, 0o600)
     monkeypatch.setenv("NBAUTH_FEDERATED_TOKEN_FILE", str(token_file))
+    return federated, token_file
+
+
+def test_a_federated_token_file_is_exchanged(idp, nbauth_env, monkeypatch, tmp_path):
+    federated, token_file = federated_setup(idp, nbauth_env, monkeypatch, tmp_path)
     answer = nbauth.explain("svc")
     assert answer.chosen == "federated token file"
     assert federated not in str(answer)
@@ -129,15 +135,7 @@ def test_a_federated_token_file_is_exchanged(idp, nbauth_env, monkeypatch, tmp_p
 
 def test_a_federated_token_as_a_jwt_bearer_grant(idp, nbauth_env, monkeypatch, tmp_path):
     """NBAUTH_FEDERATED_GRANT=jwt-bearer: the file's JWT is the grant itself (RFC 7523 §2.1)."""
-    federated = idp.password_token("public-client", "alice", scope="openid")["id_token"]
-    token_file = tmp_path / "token"
-    token_file.write_text(federated + "\n")
-    nbauth_env.config_path.write_text(
-        f'[svc]\npreset = "keycloak"\nserver_url = "{idp.origin}"\nrealm = "demo"\nclient_id = "exchange-client"\n'
-        'client_secret = "exchange-secret"\nresource = "urn:demo:downstream"\n'
-    )
-    os.chmod(nbauth_env.config_path, 0o600)
-    monkeypatch.setenv("NBAUTH_FEDERATED_TOKEN_FILE", str(token_file))
+    federated, token_file = federated_setup(idp, nbauth_env, monkeypatch, tmp_path)
     monkeypatch.setenv("NBAUTH_FEDERATED_GRANT", "jwt-bearer")
     answer = nbauth.explain("svc")
     assert answer.chosen == "federated token file" and "JWT bearer grant" in str(answer)
