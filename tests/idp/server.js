@@ -494,14 +494,8 @@ function createProvider(issuer) {
   return provider;
 }
 
-// IDP_DEVICE_AUTO_APPROVE: approve a pending device code as `username` (what POST /_admin/device/approve
-// does); codes already approved, denied, expired or forgotten (reset) are left alone.
-async function autoApproveDevice(provider, userCode, username) {
-  const code = await provider.DeviceCode.findByUserCode(
-    String(userCode ?? '').toUpperCase().replace(/\W/g, ''), { ignoreExpiration: true },
-  );
-  const u = userByName.get(username);
-  if (!code || !u || code.isExpired || code.accountId || code.error) return false;
+// A pending device code approved by user `u`: the grant for its scope and resource, as the consent page makes.
+async function approveAs(provider, code, u) {
   const client = await provider.Client.find(code.clientId);
   let resource = code.params.resource ?? DEFAULT_RESOURCE;
   if (Array.isArray(resource)) [resource] = resource;
@@ -512,6 +506,17 @@ async function autoApproveDevice(provider, userCode, username) {
     accountId: u.sub, grantId, authTime: epoch(), amr: ['pwd'], expiresWithSession: false,
     scope: [...oidcScopes, ...rsScopes].join(' ') || undefined, ...(resource ? { resource } : {}),
   });
+}
+
+// IDP_DEVICE_AUTO_APPROVE: approve a pending device code as `username` (what POST /_admin/device/approve
+// does); codes already approved, denied, expired or forgotten (reset) are left alone.
+async function autoApproveDevice(provider, userCode, username) {
+  const code = await provider.DeviceCode.findByUserCode(
+    String(userCode ?? '').toUpperCase().replace(/\W/g, ''), { ignoreExpiration: true },
+  );
+  const u = userByName.get(username);
+  if (!code || !u || code.isExpired || code.accountId || code.error) return false;
+  await approveAs(provider, code, u);
   await code.save();
   STATS.device_auto_approved = (STATS.device_auto_approved ?? 0) + 1;
   return true;
@@ -629,16 +634,7 @@ function createApp(provider) {
       } else {
         const u = userByName.get(req.body.username ?? 'alice');
         if (!u) return res.status(404).json({ error: 'unknown user' });
-        const client = await provider.Client.find(code.clientId);
-        let resource = code.params.resource ?? DEFAULT_RESOURCE;
-        if (Array.isArray(resource)) [resource] = resource;
-        const { grantId, oidcScopes, rsScopes } = await buildGrant(provider, {
-          ctx: undefined, client, accountId: u.sub, scope: code.params.scope, resource,
-        });
-        Object.assign(code, {
-          accountId: u.sub, grantId, authTime: epoch(), amr: ['pwd'], expiresWithSession: false,
-          scope: [...oidcScopes, ...rsScopes].join(' ') || undefined, ...(resource ? { resource } : {}),
-        });
+        await approveAs(provider, code, u);
       }
       await code.save();
       return res.json({ [req.params.action === 'deny' ? 'denied' : 'approved']: userCode });
