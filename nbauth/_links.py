@@ -50,7 +50,7 @@ def federated_link(env: Mapping[str, str]) -> tuple[bool, str]:
     if not Path(path).is_file():
         return False, f"NBAUTH_FEDERATED_TOKEN_FILE names {path[:200]!r}, which is not a file"
     try:
-        how = "as a JWT bearer grant (RFC 7523)" if federated_grant(env) == "jwt-bearer" else "by token exchange"
+        how = "as a JWT bearer grant" if federated_grant(env) == "jwt-bearer" else "by token exchange"
     except ConfigurationError as exc:  # the link applies, and login will stop with this error
         return True, f"the token in {path[:200]} would be exchanged, but {exc.message}"
     return True, f"the token in {path[:200]} is exchanged for an access token {how}"
