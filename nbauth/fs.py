@@ -60,6 +60,16 @@ def storage_options(session: Session, prefix: str | Iterable[str] | None = None,
     return {**options, "client_kwargs": _with_auth(auth, options.get("client_kwargs"))}
 
 
+def status_error(url: str, status: int, reason: str) -> OSError:
+    """The error for a data server's error answer (RFC 9110 §15.5, §15.6): what failed, and what to do."""
+    if status >= 500:
+        return OSError(
+            f"{url}: the data server answered {status} {reason}: it failed, not the login; try again later, "
+            "or tell the server's operators"
+        )
+    return OSError(f"{url}: the data server refused the request ({status} {reason})")
+
+
 class SessionFileSystem(HTTPFileSystem):  # type: ignore[misc]
     """fsspec's ``HTTPFileSystem`` (glob, ranged reads, ``simplecache`` chaining) with nbauth's tokens.
 
@@ -108,10 +118,7 @@ class SessionFileSystem(HTTPFileSystem):  # type: ignore[misc]
                 if exc.status in (404, 410):
                     raise FileNotFoundError(url) from exc
                 if policy == "get":  # a server error is not "no such file" (RFC 9110 §15.6)
-                    raise OSError(
-                        f"{url}: the data server answered {exc.status} {exc.message}: it failed, not the login; "
-                        "try again later, or tell the server's operators"
-                    ) from exc
+                    raise status_error(url, exc.status, exc.message) from exc
                 continue
             except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as exc:
                 if policy == "get":
@@ -125,6 +132,15 @@ class SessionFileSystem(HTTPFileSystem):  # type: ignore[misc]
             if info.get("size") is not None:
                 break
         return {"name": url, "size": None, **info, "type": "file"}
+
+    def _raise_not_found_for_status(self, response: aiohttp.ClientResponse, url: str) -> None:
+        """The check fsspec makes of every answer it reads (cat, get, listings): 404 / 410 -> FileNotFoundError,
+        another error status an ``OSError`` that names it (never aiohttp's error, which keeps the headers).
+        """
+        if response.status in (404, 410):
+            raise FileNotFoundError(url)
+        if response.status >= 400:
+            raise status_error(url, response.status, response.reason or "")
 
     async def _exists(self, path: str, strict: bool = False, **kwargs: Any) -> bool:
         """A HEAD (fsspec's stock one GETs the whole file); an auth failure raises instead of saying False."""

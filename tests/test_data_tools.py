@@ -294,7 +294,8 @@ def test_a_server_error_keeps_no_token_in_the_exception(data_idp, data_server, u
     while exc is not None:
         chain.append(repr(exc) + repr(getattr(exc, "request_info", "")) + repr(getattr(exc, "headers", "")))
         exc = exc.__cause__ or exc.__context__
-    assert "500" in shown and not isinstance(caught.value, FileNotFoundError)  # a failure, not "no such file"
+    assert "answered 500" in str(caught.value) and not isinstance(caught.value, FileNotFoundError)  # not "no file"
+    assert type(caught.value) is OSError  # nbauth's message, not aiohttp's ClientResponseError
     assert api.access_token not in shown and not any(api.access_token in text for text in chain)
 
 
