@@ -168,6 +168,17 @@ def faulty() -> Iterator[FaultyServer]:
 
 
 @pytest.fixture
+def ahead(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """``ahead(s)``: move nbauth's wall and monotonic clocks ``s`` seconds on (cumulative) instead of sleeping."""
+    from nbauth import _clock
+
+    real_now, real_mono, offset = _clock.now, _clock.monotonic, [0.0]
+    monkeypatch.setattr(_clock, "now", lambda: real_now() + offset[0])
+    monkeypatch.setattr(_clock, "monotonic", lambda: real_mono() + offset[0])
+    return lambda seconds: offset.__setitem__(0, offset[0] + seconds)
+
+
+@pytest.fixture
 def resource_api_for() -> Iterator[Callable[..., ResourceServer]]:
     started: list[ResourceServer] = []
 

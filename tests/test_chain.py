@@ -3,14 +3,13 @@
 The JupyterHub link is in tests/test_hub.py (it needs a real hub)."""
 
 import os
-import subprocess
-import sys
 import time
 
 import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
+from test_cli import cli
 
 import nbauth
 
@@ -89,14 +88,7 @@ def test_a_cached_session_is_the_cache_link(idp, nbauth_env):
 def test_the_cli_explains(idp, nbauth_env):
     write_profile(idp, nbauth_env)
     env = {k: v for k, v in os.environ.items() if k not in CHAIN_VARS}
-    out = subprocess.run(
-        [sys.executable, "-m", "nbauth", "explain", "demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    out = cli("explain", "demo", env=env)
     assert out.returncode == 0, out.stderr
     assert "no link applies" in out.stdout and "jupyterhub" in out.stdout
 
@@ -116,17 +108,19 @@ def federated_setup(idp, nbauth_env, monkeypatch, tmp_path):
     return federated, token_file
 
 
+def assert_for_the_federated_subject(session, federated):
+    """The session's token is for the profile's resource, acting for the federated token's ``sub``."""
+    claims = jwt.decode(session.token.access_token, options={"verify_signature": False})
+    assert claims["aud"] == "urn:demo:downstream"
+    assert claims["sub"] == jwt.decode(federated, options={"verify_signature": False})["sub"]
+
+
 def test_a_federated_token_file_is_exchanged(idp, nbauth_env, monkeypatch, tmp_path):
     federated, token_file = federated_setup(idp, nbauth_env, monkeypatch, tmp_path)
     answer = nbauth.explain("svc")
     assert answer.chosen == "federated token file"
     assert federated not in str(answer)
-    s = nbauth.login("svc")
-    claims = jwt.decode(s.token.access_token, options={"verify_signature": False})
-    assert (
-        claims["aud"] == "urn:demo:downstream"
-        and claims["sub"] == jwt.decode(federated, options={"verify_signature": False})["sub"]
-    )
+    assert_for_the_federated_subject(nbauth.login("svc"), federated)
     assert idp.stats().get("token:urn:ietf:params:oauth:grant-type:token-exchange:200") == 1
     token_file.write_text("not-a-jwt")
     with pytest.raises(nbauth.InvalidGrant):
@@ -139,12 +133,7 @@ def test_a_federated_token_as_a_jwt_bearer_grant(idp, nbauth_env, monkeypatch, t
     monkeypatch.setenv("NBAUTH_FEDERATED_GRANT", "jwt-bearer")
     answer = nbauth.explain("svc")
     assert answer.chosen == "federated token file" and "JWT bearer grant" in str(answer)
-    s = nbauth.login("svc")
-    claims = jwt.decode(s.token.access_token, options={"verify_signature": False})
-    assert (
-        claims["aud"] == "urn:demo:downstream"
-        and claims["sub"] == jwt.decode(federated, options={"verify_signature": False})["sub"]
-    )
+    assert_for_the_federated_subject(nbauth.login("svc"), federated)
     assert idp.stats().get("token:urn:ietf:params:oauth:grant-type:jwt-bearer:200") == 1
     assert not idp.stats().get("token:urn:ietf:params:oauth:grant-type:token-exchange:200")
     token_file.write_text(federated[:-4] + "AAAA")  # a forged signature

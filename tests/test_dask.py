@@ -188,16 +188,23 @@ def calls_arrive(resource_api, n, timeout=60.0):
         time.sleep(0.05)
 
 
+def login_required_after_calls(client, futures):
+    """The (time, message) of each loop's end: every loop made only good calls (together at least the ones
+    waited for), then got LoginRequired."""
+    results = client.gather(futures)
+    assert sum(len(codes) for *_, codes in results) >= 2 * WORKERS
+    for _when, kind, _message, codes in results:
+        assert kind == "LoginRequired" and set(codes) <= {200}
+    return [(when, message) for when, _kind, message, _codes in results]
+
+
 def test_logout_raises_login_required_in_time(client, api, url, resource_api):
     resource_api.reset()
     futures = client.map(loop_until_error, [api] * WORKERS, [url] * WORKERS, [40] * WORKERS, pure=False)
     calls_arrive(resource_api, 2 * WORKERS)
     api.logout()
     logged_out = time.time()
-    results = client.gather(futures)
-    assert sum(len(codes) for *_, codes in results) >= 2 * WORKERS
-    for when, kind, message, codes in results:
-        assert kind == "LoginRequired" and set(codes) <= {200}
+    for when, message in login_required_after_calls(client, futures):
         assert when - logged_out < 30 and "'short'" in message and f"pid {os.getpid()}" in message
 
 
@@ -211,10 +218,7 @@ def test_a_closed_owner_client_raises_login_required_in_time(cluster, client, ap
     owner_id = owner.id
     owner.close()
     closed = time.time()
-    results = client.gather(futures)
-    assert sum(len(codes) for *_, codes in results) >= 2 * WORKERS
-    for when, kind, message, codes in results:
-        assert kind == "LoginRequired" and set(codes) <= {200}
+    for when, message in login_required_after_calls(client, futures):
         assert when - closed < 30 and owner_id in message and "has not been heard from" in message
 
 

@@ -166,12 +166,12 @@ def test_every_reader_outlives_several_tokens(data_idp, data_server, urls, frame
         )
 
 
-def test_concurrent_reads_on_a_stale_token_share_one_refresh(data_idp, data_server, urls):
+def test_concurrent_reads_on_a_stale_token_share_one_refresh(data_idp, data_server, urls, ahead):
     """32 ranged reads in flight at once on the event loop, plus 4 threads: one refresh (single flight)."""
     api = login(data_idp)
     fs = api.filesystem()
     assert fs.cat_file(urls["csv"], start=0, end=2) == b"id"
-    time.sleep(LEEWAY + 0.1)  # the token is now due for renewal (less than the leeway left)
+    ahead(LEEWAY + 0.1)  # nbauth's clock: the token is now due for renewal (still valid at the server)
     assert api.token.state() is not nbauth.TokenState.FRESH
     before = refreshes(data_idp)
     barrier = threading.Barrier(4)

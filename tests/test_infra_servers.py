@@ -222,27 +222,10 @@ def test_seed001_client_then_user_token(seed001: Seed001Server) -> None:
     assert me.status_code == 200 and me.json()["username"] == USERNAME
 
     # refresh: JSON body, rotation
-    r = requests.post(
-        url,
-        json={
-            "grant_type": "refresh_token",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "refresh_token": user["refresh_token"],
-        },
-        timeout=5,
-    )
+    refresh = {"grant_type": "refresh_token", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    r = requests.post(url, json={**refresh, "refresh_token": user["refresh_token"]}, timeout=5)
     assert r.status_code == 200 and get("/v1/me", r.json()["access_token"]).status_code == 200
-    reuse = requests.post(
-        url,
-        json={
-            "grant_type": "refresh_token",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "refresh_token": user["refresh_token"],
-        },
-        timeout=5,
-    )
+    reuse = requests.post(url, json={**refresh, "refresh_token": user["refresh_token"]}, timeout=5)
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
     seed001.expire_access_tokens()
     assert get("/v1/me", r.json()["access_token"]).status_code == 401

@@ -40,17 +40,6 @@ def refreshes(idp):
     return s.get("token:refresh_token:200", 0), s.get("token:refresh_token:400", 0)
 
 
-@pytest.fixture
-def ahead(monkeypatch):
-    """``ahead(s)``: move nbauth's wall and monotonic clocks ``s`` seconds on (cumulative) instead of sleeping."""
-    from nbauth import _clock
-
-    real_now, real_mono, offset = _clock.now, _clock.monotonic, [0.0]
-    monkeypatch.setattr(_clock, "now", lambda: real_now() + offset[0])
-    monkeypatch.setattr(_clock, "monotonic", lambda: real_mono() + offset[0])
-    return lambda seconds: offset.__setitem__(0, offset[0] + seconds)
-
-
 def wait_expired(session):
     time.sleep(max(0.0, session.token.expires_in) + 0.2)
 
